@@ -1,0 +1,103 @@
+"""Multi-head attention: SDPA for speed, an explicit eager path for probabilities.
+
+Masks are additive float tensors broadcastable to (batch, heads, q_len, k_len), built once
+per forward by :func:`attention_bias` and shared by every layer. A large negative number
+(not -inf) keeps fully masked rows (padding queries) finite instead of NaN.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def attention_bias(attention_mask: torch.Tensor | None, q_len: int, k_len: int, causal: bool,
+                   dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
+    """Additive bias (batch|1, 1, q_len, k_len) from a key padding mask and/or causality.
+
+    ``attention_mask``: (batch, k_len), 1 = real token, 0 = padding. With a cache the
+    queries are the last ``q_len`` of ``k_len`` positions, so query i sits at position
+    ``k_len - q_len + i`` and may see keys up to and including that position.
+    Returns None when nothing is masked, so SDPA can take its fastest kernel.
+    """
+    neg = torch.finfo(dtype).min
+    bias = None
+    if attention_mask is not None and not bool(attention_mask.all()):
+        keep = attention_mask[:, None, None, :].to(torch.bool)
+        bias = torch.zeros(keep.shape, dtype=dtype, device=device).masked_fill(~keep, neg)
+    if causal and q_len > 1:
+        q_pos = torch.arange(k_len - q_len, k_len, device=device)[:, None]
+        future = torch.arange(k_len, device=device)[None, :] > q_pos
+        causal_bias = torch.zeros(q_len, k_len, dtype=dtype, device=device).masked_fill(future, neg)[None, None]
+        bias = causal_bias if bias is None else (bias + causal_bias).clamp(min=neg)
+    return bias
+
+
+class MultiHeadAttention(nn.Module):
+    """Self- or cross-attention with ``num_heads`` heads.
+
+    Self-attention projects q, k, v with one fused (hidden, 3·hidden) matmul; cross-attention
+    projects q from the decoder and k, v (fused) from the encoder states.
+    """
+
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0, cross: bool = False):
+        super().__init__()
+        if hidden_size % num_heads:
+            raise ValueError(f"hidden_size {hidden_size} is not divisible by num_attention_heads {num_heads}")
+        self.num_heads, self.head_dim = num_heads, hidden_size // num_heads
+        self.cross = cross
+        if cross:
+            self.q = nn.Linear(hidden_size, hidden_size)
+            self.kv = nn.Linear(hidden_size, 2 * hidden_size)
+        else:
+            self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
+        self.out = nn.Linear(hidden_size, hidden_size)
+        self.dropout = dropout
+
+    def _heads(self, x: torch.Tensor) -> torch.Tensor:
+        """(batch, seq, hidden) → (batch, heads, seq, head_dim)."""
+        b, t, _ = x.shape
+        return x.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
+
+    def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, *, is_causal: bool = False,
+                memory: torch.Tensor | None = None, cache=None, layer_idx: int = 0,
+                implementation: str = "sdpa", output_attentions: bool = False
+                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """``x``: (batch, q_len, hidden); ``memory``: encoder states (batch, src_len, hidden)
+        for cross-attention; ``bias`` from :func:`attention_bias`; ``is_causal`` lets SDPA
+        apply causality itself when there is no bias and no cache.
+
+        Returns the output (batch, q_len, hidden) and, on the eager path with
+        ``output_attentions``, the probabilities (batch, heads, q_len, k_len).
+        """
+        if self.cross:
+            q = self._heads(self.q(x))
+            if cache is not None and layer_idx in cache.cross:
+                k, v = cache.cross[layer_idx]
+            else:
+                k, v = (self._heads(t) for t in self.kv(memory).chunk(2, dim=-1))
+                if cache is not None:
+                    cache.cross[layer_idx] = (k, v)
+        else:
+            q, k, v = (self._heads(t) for t in self.qkv(x).chunk(3, dim=-1))
+            if cache is not None:
+                k, v = cache.update(k, v, layer_idx)
+        dropout = self.dropout if self.training else 0.0
+        probs = None
+        if implementation == "eager" or output_attentions:
+            scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
+            if bias is not None:
+                scores = scores + bias
+            elif is_causal:
+                scores = scores + attention_bias(None, q.shape[-2], k.shape[-2], True, scores.dtype, scores.device)
+            probs = scores.softmax(dim=-1)
+            y = F.dropout(probs, dropout, self.training) @ v
+        elif implementation == "sdpa":
+            y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout,
+                                               is_causal=is_causal and bias is None)
+        else:
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {implementation!r}")
+        b, _, t, _ = y.shape
+        return self.out(y.transpose(1, 2).reshape(b, t, -1)), probs

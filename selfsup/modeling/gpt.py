@@ -1,0 +1,99 @@
+"""GPT-style decoder-only LM on the from-scratch core, usable with ``generate()``."""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import initialization as init
+from transformers.modeling_outputs import CausalLMOutputWithPast
+
+from .cache import KVCache
+from .configuration import SelfsupGPTConfig
+from .embeddings import Embeddings, SinusoidalPositions
+from .stacks import Decoder
+
+
+class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
+    """Embeddings → causal pre-LN decoder → LM head tied to the input embeddings."""
+
+    config_class = SelfsupGPTConfig
+    base_model_prefix = "transformer"
+    supports_gradient_checkpointing = True
+    _supports_sdpa = True
+    _tied_weights_keys = {"lm_head.weight": "embeddings.word_embeddings.weight"}
+
+    def __init__(self, config: SelfsupGPTConfig):
+        super().__init__(config)
+        self.embeddings = Embeddings(
+            config.vocab_size, config.hidden_size, config.max_position_embeddings, 0,
+            config.position_embedding_type, config.layer_norm_eps, config.hidden_dropout_prob,
+            norm=not config.pre_layer_norm)
+        self.decoder = Decoder(
+            config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size,
+            activation=config.hidden_act, dropout=config.hidden_dropout_prob,
+            attention_dropout=config.attention_probs_dropout_prob, eps=config.layer_norm_eps,
+            pre_norm=config.pre_layer_norm)
+        self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
+        self.post_init()
+
+    @torch.no_grad()
+    def _init_weights(self, module):
+        super()._init_weights(module)
+        if isinstance(module, SinusoidalPositions):
+            init.copy_(module.table, SinusoidalPositions(*module.table.shape).table)
+
+    def get_input_embeddings(self):
+        return self.embeddings.word_embeddings
+
+    def set_input_embeddings(self, value):
+        self.embeddings.word_embeddings = value
+
+    def get_output_embeddings(self):
+        return self.lm_head
+
+    def set_output_embeddings(self, value):
+        self.lm_head = value
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
+                position_ids: torch.Tensor | None = None, past_key_values=None,
+                use_cache: bool | None = None, labels: torch.Tensor | None = None,
+                num_items_in_batch: int | torch.Tensor | None = None, output_attentions: bool = False,
+                output_hidden_states: bool = False, return_dict: bool | None = None,
+                logits_to_keep: int = 0, **kwargs) -> CausalLMOutputWithPast:
+        """``input_ids``: (batch, new_len), the tokens after what ``past_key_values`` holds.
+        ``attention_mask``: (batch, past_len + new_len) over all positions, 1 = token.
+        ``position_ids``: (batch, new_len); derived from ``attention_mask`` when omitted so
+        that left padding does not shift positions. ``labels`` are shifted inside (as in
+        transformers). ``logits_to_keep``: project only the last n positions (0 = all).
+        """
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if use_cache and past_key_values is None:
+            past_key_values = KVCache()
+        cache = past_key_values if use_cache else None
+        past = cache.get_seq_length() if cache is not None else 0
+        if position_ids is None and attention_mask is not None:
+            position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
+        x = self.embeddings(input_ids, position_ids=position_ids, past_length=past)
+        out = self.decoder(x, attention_mask, cache=cache, implementation=self._attention_implementation(),
+                           output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+        hidden = out.hidden_states if not logits_to_keep else out.hidden_states[:, -logits_to_keep:]
+        logits = self.lm_head(hidden)
+        loss = None
+        if labels is not None:
+            shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
+            shift_labels = labels[:, 1:].reshape(-1)
+            if num_items_in_batch is None:
+                loss = F.cross_entropy(shift_logits, shift_labels)
+            else:
+                loss = F.cross_entropy(shift_logits, shift_labels, reduction="sum") / num_items_in_batch
+        result = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache,
+                                        hidden_states=out.all_hidden_states, attentions=out.attentions)
+        return result if return_dict is not False else result.to_tuple()
+
+    def _attention_implementation(self) -> str:
+        return "eager" if getattr(self.config, "_attn_implementation", None) == "eager" else "sdpa"
+
+
+AutoConfig.register(SelfsupGPTConfig.model_type, SelfsupGPTConfig, exist_ok=True)
+AutoModelForCausalLM.register(SelfsupGPTConfig, SelfsupGPTForCausalLM, exist_ok=True)

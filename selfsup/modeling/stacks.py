@@ -1,0 +1,93 @@
+"""Encoder and decoder stacks: embeddings in, hidden states out.
+
+The encoder is bidirectional with a key padding mask; the decoder is causal, optionally
+cross-attends to encoder states, and decodes incrementally with a :class:`KVCache`.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from .attention import attention_bias
+from .blocks import Block
+
+
+@dataclass
+class StackOutput:
+    """``hidden_states``: (batch, seq, hidden) after the last block (and final norm, pre-LN).
+    ``all_hidden_states``: the input of every block plus the output, when asked.
+    ``attentions`` / ``cross_attentions``: per-layer (batch, heads, q, k), when asked."""
+
+    hidden_states: torch.Tensor
+    all_hidden_states: tuple[torch.Tensor, ...] | None = None
+    attentions: tuple[torch.Tensor, ...] | None = None
+    cross_attentions: tuple[torch.Tensor, ...] | None = None
+
+
+class Stack(nn.Module):
+    """``num_layers`` blocks; pre-LN stacks end with a final LayerNorm (GPT-2)."""
+
+    def __init__(self, num_layers: int, hidden_size: int, num_heads: int, intermediate_size: int,
+                 activation: str = "gelu", dropout: float = 0.1, attention_dropout: float = 0.1,
+                 eps: float = 1e-12, pre_norm: bool = False, causal: bool = False,
+                 cross_attention: bool = False):
+        super().__init__()
+        self.layers = nn.ModuleList(
+            Block(hidden_size, num_heads, intermediate_size, activation, dropout, attention_dropout,
+                  eps, pre_norm, cross_attention) for _ in range(num_layers))
+        self.final_norm = nn.LayerNorm(hidden_size, eps=eps) if pre_norm else None
+        self.causal = causal
+        self.gradient_checkpointing = False
+
+    def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
+                memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
+                cache=None, implementation: str = "sdpa", output_hidden_states: bool = False,
+                output_attentions: bool = False) -> StackOutput:
+        """``x``: embedded input (batch, q_len, hidden). ``attention_mask``: (batch, past+q_len)
+        1/0 over all key positions (cached ones included). ``memory``/``memory_mask``: encoder
+        states (batch, src_len, hidden) and their padding mask (batch, src_len)."""
+        q_len = x.shape[1]
+        past = cache.get_seq_length() if cache is not None else 0
+        bias = attention_bias(attention_mask, q_len, past + q_len, self.causal, x.dtype, x.device)
+        # With no mask and no cache, SDPA applies causality itself (its fastest kernel).
+        is_causal = self.causal and bias is None and past == 0 and q_len > 1
+        memory_bias = None
+        if memory is not None:
+            memory_bias = attention_bias(memory_mask, q_len, memory.shape[1], False, x.dtype, x.device)
+        hiddens, attns, cross = [], [], []
+        for i, layer in enumerate(self.layers):
+            if output_hidden_states:
+                hiddens.append(x)
+            kwargs = dict(bias=bias, is_causal=is_causal, memory=memory, memory_bias=memory_bias, cache=cache,
+                          layer_idx=i, implementation=implementation, output_attentions=output_attentions)
+            if self.gradient_checkpointing and self.training:
+                x, a, c = torch.utils.checkpoint.checkpoint(lambda h: layer(h, **kwargs), x, use_reentrant=False)
+            else:
+                x, a, c = layer(x, **kwargs)
+            attns.append(a)
+            cross.append(c)
+        if self.final_norm is not None:
+            x = self.final_norm(x)
+        if output_hidden_states:
+            hiddens.append(x)
+        return StackOutput(x, tuple(hiddens) if output_hidden_states else None,
+                           tuple(attns) if output_attentions else None,
+                           tuple(cross) if output_attentions and memory is not None else None)
+
+
+class Encoder(Stack):
+    """A bidirectional stack (BERT)."""
+
+    def __init__(self, num_layers: int, hidden_size: int, num_heads: int, intermediate_size: int, **kwargs):
+        super().__init__(num_layers, hidden_size, num_heads, intermediate_size, causal=False, **kwargs)
+
+
+class Decoder(Stack):
+    """A causal stack; with ``cross_attention`` each block also attends to encoder states."""
+
+    def __init__(self, num_layers: int, hidden_size: int, num_heads: int, intermediate_size: int,
+                 cross_attention: bool = False, **kwargs):
+        super().__init__(num_layers, hidden_size, num_heads, intermediate_size, causal=True,
+                         cross_attention=cross_attention, **kwargs)
