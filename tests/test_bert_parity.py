@@ -1,0 +1,94 @@
+"""Our encoder is weight-compatible with real BERT checkpoints, both ways."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+import torch
+from safetensors.torch import load_file
+from transformers import AutoModel, AutoTokenizer, BertConfig, BertForPreTraining, BertModel
+
+import selfsup  # noqa: F401  (registers selfsup-bert)
+from selfsup.errors import InputError
+from selfsup.modeling import SelfsupBertForPreTraining, SelfsupBertModel
+from selfsup.modeling.convert_bert import convert
+
+SENTENCES = [
+    "The quick brown fox jumps over the lazy dog.",
+    "A short one.",
+    "Transformers read whole sentences at once, attending to every token in both directions.",
+]
+
+
+@pytest.fixture(scope="module")
+def converted(minilm_path, tmp_path_factory):
+    out = tmp_path_factory.mktemp("minilm-selfsup")
+    # Through the command-line tool, as a user would run it.
+    subprocess.run([sys.executable, "scripts/convert_bert.py", "--from-hf", str(minilm_path), "--out", str(out)],
+                   check=True, capture_output=True)
+    return out
+
+
+def test_minilm_hidden_states_match_transformers(minilm_path, converted):
+    tok = AutoTokenizer.from_pretrained(minilm_path)
+    batch = tok(SENTENCES, padding=True, return_tensors="pt")
+    assert (batch["attention_mask"] == 0).any(), "the batch must contain padding"
+    reference = BertModel.from_pretrained(minilm_path).eval()
+    ours = AutoModel.from_pretrained(converted).eval()
+    assert isinstance(ours, SelfsupBertModel)
+    with torch.no_grad():
+        expected = reference(**batch)
+        got = ours(**batch)
+    real = batch["attention_mask"].bool()
+    err = (got.last_hidden_state - expected.last_hidden_state)[real].abs().max().item()
+    assert err < 1e-4, f"max abs error {err}"
+    assert (got.pooler_output - expected.pooler_output).abs().max().item() < 1e-4
+
+
+def test_round_trip_reproduces_original_weights_exactly(minilm_path, converted, tmp_path):
+    back = convert(converted, tmp_path / "back", to_hf=True)
+    original = load_file(minilm_path / "model.safetensors")
+    restored = load_file(back / "model.safetensors")
+    weights = {k for k in original if not k.endswith("position_ids")}  # a buffer, not a weight
+    assert weights <= set(restored)
+    for k in weights:
+        assert torch.equal(original[k], restored[k]), k
+    assert isinstance(BertModel.from_pretrained(back), BertModel)
+    assert (back / "vocab.txt").exists() and (back / "tokenizer_config.json").exists()
+
+
+def _tiny_bert_config():
+    return BertConfig(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      intermediate_size=37, max_position_embeddings=64)
+
+
+def test_pretraining_heads_convert_both_ways(tmp_path):
+    torch.manual_seed(0)
+    hf = BertForPreTraining(_tiny_bert_config()).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    ours = SelfsupBertForPreTraining.from_pretrained(convert(tmp_path / "hf", tmp_path / "ours", to_hf=False)).eval()
+    ids = torch.randint(0, 99, (2, 9))
+    mask = torch.ones_like(ids)
+    mask[1, 6:] = 0
+    with torch.no_grad():
+        a, b = hf(ids, attention_mask=mask), ours(ids, attention_mask=mask)
+    assert (a.prediction_logits - b.prediction_logits)[mask.bool()].abs().max() < 1e-4
+    assert (a.seq_relationship_logits - b.seq_relationship_logits).abs().max() < 1e-4
+    back = BertForPreTraining.from_pretrained(convert(tmp_path / "ours", tmp_path / "back", to_hf=True))
+    for name, tensor in hf.state_dict().items():
+        assert torch.equal(tensor, back.state_dict()[name]), name
+
+
+def test_corrupt_checkpoint_is_rejected_naming_the_file(tmp_path):
+    BertModel(_tiny_bert_config()).save_pretrained(tmp_path)
+    weights = tmp_path / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(InputError, match="model.safetensors"):
+        convert(tmp_path, tmp_path / "out", to_hf=False)
+
+
+def test_non_bert_folder_is_rejected(tmp_path):
+    (tmp_path / "config.json").write_text('{"model_type": "gpt2"}')
+    with pytest.raises(InputError, match="model_type"):
+        convert(tmp_path, tmp_path / "out", to_hf=False)
