@@ -1,0 +1,107 @@
+"""Tokens/second of one full pretraining step (forward, backward, AdamW) of selfsup's
+sparse-MLM BERT vs transformers' BertForPreTraining (SDPA), same weights, same batches.
+
+    python bench/pretrain_throughput.py                 # BERT-tiny and BERT-mini
+    python bench/pretrain_throughput.py --sizes mini --repeats 20
+
+Model FLOP utilisation (MFU) = the matmul FLOPs each model needs per step / step time /
+the fp32 matmul ceiling measured in the same run. transformers projects every position
+onto the vocabulary, so its FLOPs per step are larger; each model's MFU counts its own.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+import torch
+from transformers import BertConfig, BertForPreTraining
+
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import matmul_ceiling, time_interleaved  # noqa: E402
+
+from selfsup.modeling import SelfsupBertForPreTraining  # noqa: E402
+from selfsup.modeling.convert_bert import config_from_hf, hf_to_selfsup  # noqa: E402
+
+SIZES = {"tiny": (2, 128, 2), "mini": (4, 256, 4)}  # layers, hidden, heads (Turc et al., 2019)
+
+
+def matmul_flops(layers: int, hidden: int, seq: int, batch: int, vocab: int, predicted: int) -> float:
+    """Forward+backward (×3) matmul FLOPs of BERT with the vocabulary projection at
+    ``predicted`` positions (all of them for transformers, the masked ones for us)."""
+    tokens = batch * seq
+    per_layer = 2 * tokens * (4 * hidden * hidden + 2 * hidden * 4 * hidden) + 2 * 2 * batch * seq * seq * hidden
+    head = 2 * predicted * (hidden * hidden + hidden * vocab)
+    return 3 * (layers * per_layer + head)
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("--sizes", nargs="+", default=["tiny", "mini"], choices=list(SIZES))
+    p.add_argument("--seq", type=int, default=128)
+    p.add_argument("--batch", type=int, default=32)
+    p.add_argument("--vocab", type=int, default=30522)
+    p.add_argument("--mlm_probability", type=float, default=0.15)
+    p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--output", type=Path, default=None)
+    args = p.parse_args()
+
+    ceiling = matmul_ceiling()
+    results = {"threads": torch.get_num_threads(), "matmul_ceiling_gflops": ceiling / 1e9,
+               "torch": torch.__version__, "config": {k: v for k, v in vars(args).items() if k != "output"}}
+    for size in args.sizes:
+        layers, hidden, heads = SIZES[size]
+        torch.manual_seed(0)
+        hf_config = BertConfig(vocab_size=args.vocab, hidden_size=hidden, num_hidden_layers=layers,
+                               num_attention_heads=heads, intermediate_size=4 * hidden, attn_implementation="sdpa")
+        theirs = BertForPreTraining(hf_config).train()
+        ours = SelfsupBertForPreTraining(config_from_hf(hf_config.to_dict())).train()
+        ours.load_state_dict(hf_to_selfsup(theirs.state_dict(), layers), strict=False)
+        ours.tie_weights()
+
+        g = torch.Generator().manual_seed(1)
+        ids = torch.randint(5, args.vocab, (args.batch, args.seq), generator=g)
+        masked = torch.rand(args.batch, args.seq, generator=g) < args.mlm_probability
+        labels = torch.where(masked, ids, torch.full_like(ids, -100))
+        batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids),
+                     labels=labels, next_sentence_label=torch.randint(0, 2, (args.batch,), generator=g))
+
+        # Equal losses at equal weights (dropout off for the comparison).
+        theirs.eval(), ours.eval()
+        with torch.no_grad():
+            loss_theirs, loss_ours = theirs(**batch).loss.item(), ours(**batch).loss.item()
+        theirs.train(), ours.train()
+
+        def step(model):
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
+
+            def run():
+                model(**batch).loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+            return run
+
+        times = time_interleaved({"transformers": step(theirs), "selfsup": step(ours)}, args.repeats)
+        n_masked = int(masked.sum())
+        flops = {"transformers": matmul_flops(layers, hidden, args.seq, args.batch, args.vocab, args.batch * args.seq),
+                 "selfsup": matmul_flops(layers, hidden, args.seq, args.batch, args.vocab, n_masked)}
+        tokens = args.batch * args.seq
+        results[size] = {
+            "layers": layers, "hidden": hidden, "heads": heads,
+            "tokens_per_second": {k: tokens / t for k, t in times.items()},
+            "speedup": times["transformers"] / times["selfsup"],
+            "mfu": {k: flops[k] / times[k] / ceiling for k in times},
+            "loss_at_equal_weights": {"transformers": loss_theirs, "selfsup": loss_ours},
+        }
+        print(f"{size}: selfsup {tokens / times['selfsup']:.0f} tok/s vs transformers "
+              f"{tokens / times['transformers']:.0f} tok/s = {results[size]['speedup']:.2f}x; "
+              f"MFU {results[size]['mfu']['selfsup']:.0%} vs {results[size]['mfu']['transformers']:.0%}; "
+              f"loss {loss_ours:.5f} vs {loss_theirs:.5f}", flush=True)
+    print(json.dumps(results, indent=2))
+    if args.output:
+        args.output.write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,29 @@
+"""Interleaved timing of competing callables, so both see the same machine state."""
+from __future__ import annotations
+
+import statistics
+import time
+from typing import Callable
+
+
+def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
+    """Median seconds per call of each function, alternating them every repeat."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    times: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    return {name: statistics.median(t) for name, t in times.items()}
+
+
+def matmul_ceiling(n: int = 1024, repeats: int = 10) -> float:
+    """Measured fp32 matmul throughput (FLOP/s) on this machine: the MFU denominator."""
+    import torch
+
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    seconds = time_interleaved({"mm": lambda: a @ b}, repeats)["mm"]
+    return 2 * n ** 3 / seconds
