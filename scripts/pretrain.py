@@ -1,0 +1,101 @@
+"""BERT pretraining (masked LM + next sentence prediction) on Accelerate.
+
+    accelerate launch scripts/pretrain.py                     # embedded default, offline, minutes on a CPU
+    accelerate launch scripts/pretrain.py --config configs/pretrain/wikitext2-mini.yaml
+    ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 scripts/pretrain.py   # 2 CPU processes
+
+Every flag of DataConfig, ModelConfig and TrainingConfig can be set in the YAML file and
+overridden on the command line. The result is a Hub-style folder (model, tokenizer, model
+card) that loads with AutoModelForPreTraining / AutoModelForMaskedLM after `import selfsup`.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from transformers import AutoModelForPreTraining
+
+import selfsup  # noqa: F401  (registers selfsup-bert)
+from selfsup.cli import parse_config
+from selfsup.modeling import SelfsupBertConfig
+from selfsup.pretrain.config import DataConfig, ModelConfig
+from selfsup.pretrain.data import build_pretraining_data, load_documents
+from selfsup.pretrain.instances import InstanceConfig
+from selfsup.pretrain.masking import MaskingCollator
+from selfsup.pretrain.model_card import write_model_card
+from selfsup.pretrain.objective import count_targets, make_evaluate_fn, pretraining_loss
+from selfsup.pretrain.tokenizer import load_tokenizer, train_wordpiece
+from selfsup.training import Trainer, TrainingConfig
+from selfsup.training.loop import make_accelerator
+
+DEFAULTS = {"output_dir": "outputs/pretrain", "learning_rate": 1e-3, "num_train_epochs": 3.0,
+            "warmup_ratio": 0.1, "eval_steps": 100, "logging_steps": 20}
+
+
+def main(args: list[str] | None = None) -> dict:
+    data_cfg, model_cfg, train_cfg = parse_config((DataConfig, ModelConfig, TrainingConfig), args, __doc__,
+                                                  defaults=DEFAULTS)
+    accelerator = make_accelerator(train_cfg)
+    start = time.time()
+    out_dir = Path(train_cfg.output_dir)
+
+    # Tokenizer: trained once on the main process, then read by all.
+    if data_cfg.tokenizer_name:
+        tokenizer = load_tokenizer(data_cfg.tokenizer_name)
+    else:
+        tok_dir = out_dir / "tokenizer"
+        with accelerator.main_process_first():
+            if accelerator.is_main_process and not (tok_dir / "tokenizer.json").exists():
+                docs = load_documents(data_cfg.corpus, data_cfg.corpus_layout)
+                train_wordpiece((" ".join(s) for s in docs["sentences"]), data_cfg.vocab_size).save_pretrained(tok_dir)
+        tokenizer = load_tokenizer(tok_dir)
+
+    instance_cfg = InstanceConfig(data_cfg.max_seq_length, data_cfg.short_seq_prob, data_cfg.nsp_probability,
+                                  seed=train_cfg.seed)
+    with accelerator.main_process_first():  # the main process builds the cache, the others read it
+        data = build_pretraining_data(data_cfg.corpus, tokenizer, instance_cfg, data_cfg.corpus_layout,
+                                      data_cfg.eval_documents, data_cfg.preprocessing_num_workers)
+    accelerator.print(f"{data.num_documents} documents -> {len(data.train)} training and "
+                      f"{len(data.eval)} held-out sequences ({time.time() - start:.0f}s)")
+
+    if model_cfg.model_name_or_path:
+        model = AutoModelForPreTraining.from_pretrained(model_cfg.model_name_or_path)
+    else:
+        fields = {k: v for k, v in asdict(model_cfg).items() if k != "model_name_or_path"}
+        config = SelfsupBertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
+                                   max_position_embeddings=max(512, data_cfg.max_seq_length), **fields)
+        model = AutoModelForPreTraining.from_config(config)
+
+    masking = dict(mlm_probability=data_cfg.mlm_probability, whole_word_mask=data_cfg.whole_word_mask,
+                   max_predictions_per_seq=data_cfg.max_predictions_per_seq)
+    train_collator = MaskingCollator.for_tokenizer(tokenizer, **masking)
+    eval_collator = MaskingCollator.for_tokenizer(tokenizer, generator=torch.Generator(), **masking)
+    evaluate_fn = make_evaluate_fn(data.eval, eval_collator, train_cfg.per_device_eval_batch_size,
+                                   train_cfg.seed) if len(data.eval) else None
+    trainer = Trainer(model, train_cfg, data.train.remove_columns(["source"]), train_collator,
+                      loss_fn=pretraining_loss, count_fn=count_targets, evaluate_fn=evaluate_fn,
+                      accelerator=accelerator, hparams={**asdict(data_cfg), **asdict(model_cfg)})
+    summary = trainer.train()
+    final_dir = trainer.save_model(out_dir / "model", tokenizer)
+    summary.update(wall_seconds=time.time() - start, model_dir=str(final_dir), num_processes=accelerator.num_processes,
+                   train_sequences=len(data.train), eval_sequences=len(data.eval), data=asdict(data_cfg),
+                   model=asdict(model_cfg), training=asdict(train_cfg), torch=torch.__version__)
+    if accelerator.is_main_process:
+        (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_model_card(final_dir, summary)
+        ev = summary["eval"]
+        print(f"\nDone in {summary['wall_seconds']:.0f}s. Model: {final_dir}")
+        if ev:
+            print(f"held-out MLM accuracy {ev['mlm_accuracy']:.3f} (perplexity {ev['perplexity']:.1f})"
+                  + (f", NSP accuracy {ev['nsp_accuracy']:.3f}" if "nsp_accuracy" in ev else ""))
+        print("Load it with:\n    import selfsup\n    from transformers import AutoModelForMaskedLM, pipeline\n"
+              f"    fill = pipeline('fill-mask', model='{final_dir}')\n"
+              f"    print(fill('The function returns a [MASK] of strings.'))")
+    return summary
+
+
+if __name__ == "__main__":
+    main()

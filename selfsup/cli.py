@@ -1,0 +1,51 @@
+"""Typed configs from a YAML file plus command-line overrides, for every script.
+
+``--config x.yaml`` fills the dataclass fields; any ``--field value`` on the command line
+wins over the file. Unknown keys in the file are an error naming the file and key.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import yaml
+from transformers import HfArgumentParser
+
+from .errors import InputError
+
+
+def parse_config(dataclass_types: tuple, args: list[str] | None = None, description: str | None = None,
+                 defaults: dict | None = None):
+    """Returns one instance per dataclass type, in order. ``defaults`` are the script's own
+    defaults (below the YAML file and the command line)."""
+    args = list(sys.argv[1:] if args is None else args)
+    parser = HfArgumentParser(dataclass_types, description=description)
+    if defaults:
+        parser.set_defaults(**defaults)
+    parser.add_argument("--config", type=Path, default=None, help="a YAML file of defaults for these flags")
+    known, _ = parser.parse_known_args(args)
+    if known.config is not None:
+        path = known.config
+        if not path.exists():
+            raise InputError("config file not found", path=path)
+        try:
+            values = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as e:
+            line = getattr(getattr(e, "problem_mark", None), "line", None)
+            raise InputError(f"invalid YAML: {e}", path=path, line=None if line is None else line + 1) from e
+        if not isinstance(values, dict):
+            raise InputError("expected a mapping of flag: value", path=path)
+        fields = {a.dest for a in parser._actions}
+        for key in values:
+            if key not in fields:
+                import difflib
+                close = difflib.get_close_matches(key, sorted(fields), n=1)
+                hint = f"; did you mean {close[0]!r}?" if close else ""
+                raise InputError(f"unknown key{hint}", path=path, field=key)
+        parser.set_defaults(**values)
+    *configs, rest = parser.parse_args_into_dataclasses(args, return_remaining_strings=True)
+    configs = [c for c in configs if not isinstance(c, Path)]
+    rest = [r for r in rest if r not in ("--config", str(known.config))] if known.config else rest
+    if rest:
+        parser.error(f"unrecognised arguments: {' '.join(rest)}")
+    return tuple(configs[: len(dataclass_types)])

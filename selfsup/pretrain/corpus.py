@@ -1,0 +1,139 @@
+"""Raw text → documents (lists of sentences).
+
+Two local layouts, as google-research/bert expects and as most corpora come:
+
+* ``sentences``: one sentence per line, a blank line between documents;
+* ``documents``: one document per line, split into sentences here;
+* ``wikitext``: WikiText's layout, an article per top-level `` = Title = `` heading, one
+  paragraph per line (sub-headings dropped), split into sentences here.
+
+A path may be a file or a folder (every ``*.txt``/``*.tokens`` file in it, sorted). A
+name that is not a local path is treated as a Hub dataset (``name`` or ``name:config``)
+for online users, one document per row of its ``text`` column.
+"""
+from __future__ import annotations
+
+import ast
+import re
+import sys
+import sysconfig
+from pathlib import Path
+
+from ..errors import InputError
+
+# A sentence ends at . ! or ? followed by space and an upper-case letter, digit or quote.
+# Simple on purpose: NSP needs plausible sentence boundaries, not linguistic perfection.
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
+TEXT_SUFFIXES = (".txt", ".tokens", ".raw")
+LAYOUTS = ("sentences", "documents", "wikitext")
+_WIKI_TITLE = re.compile(r"^= [^=].*[^=] =$")
+
+
+def split_sentences(text: str) -> list[str]:
+    return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
+
+
+def _read_text(path: Path) -> str:
+    if not path.exists():
+        raise InputError("corpus file not found", path=path)
+    data = path.read_bytes()
+    if b"\x00" in data[:8192]:
+        raise InputError("looks like a binary file, not text (NUL bytes)", path=path)
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as e:
+        line = data[: e.start].count(b"\n") + 1
+        raise InputError(f"not valid UTF-8 text ({e.reason})", path=path, line=line) from e
+
+
+def read_documents(path: str | Path, layout: str = "sentences") -> list[list[str]]:
+    """Documents of one local file, each a list of sentences (empty documents dropped)."""
+    path = Path(path)
+    text = _read_text(path)
+    if layout == "sentences":
+        docs = [[line.strip() for line in block.splitlines() if line.strip()]
+                for block in re.split(r"\n\s*\n", text)]
+    elif layout == "documents":
+        docs = [split_sentences(line) for line in text.splitlines()]
+    elif layout == "wikitext":
+        docs = []
+        for line in text.splitlines():
+            line = line.strip()
+            if _WIKI_TITLE.match(line):
+                docs.append([])
+            elif line and not line.startswith("="):
+                if not docs:
+                    docs.append([])
+                docs[-1].extend(split_sentences(line))
+    else:
+        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}", field="layout")
+    docs = [d for d in docs if d]
+    if not docs:
+        raise InputError("corpus is empty (no non-blank lines)", path=path)
+    return docs
+
+
+def corpus_files(path: str | Path) -> list[Path]:
+    path = Path(path)
+    if path.is_dir():
+        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
+        if not files:
+            raise InputError(f"no text files ({', '.join(TEXT_SUFFIXES)}) in folder", path=path)
+        return files
+    return [path]
+
+
+def load_corpus(source: str, layout: str = "sentences") -> list[list[str]]:
+    """All documents of a file, folder, Hub dataset name, or the embedded ``stdlib`` corpus."""
+    if source == "stdlib":
+        return stdlib_docstrings()
+    if Path(source).exists() or "/" not in source and Path(source).suffix:
+        return [doc for f in corpus_files(source) for doc in read_documents(f, layout)]
+    return _hub_documents(source)
+
+
+def _hub_documents(name: str) -> list[list[str]]:  # pragma: no cover - needs the Hub
+    from datasets import load_dataset
+
+    dataset_name, _, config = name.partition(":")
+    try:
+        ds = load_dataset(dataset_name, config or None, split="train")
+    except Exception as e:
+        raise InputError(f"not a local file or folder, and loading it from the Hub failed: {e}",
+                         path=name) from e
+    if "text" not in ds.column_names:
+        raise InputError(f"Hub dataset has no 'text' column (columns: {ds.column_names})", path=name, field="text")
+    return [s for s in (split_sentences(t) for t in ds["text"]) if s]
+
+
+def stdlib_docstrings(min_sentences: int = 2) -> list[list[str]]:
+    """The embedded default corpus: docstrings of Python's own standard library.
+
+    Present on every Python installation, real English, written by the Python authors;
+    each module/class/function docstring with ≥ ``min_sentences`` sentences is a document.
+    Deterministic: files sorted, nodes in source order.
+    """
+    root = Path(sysconfig.get_paths()["stdlib"])
+    skip = ("test", "tests", "idlelib", "lib2to3", "site-packages", "dist-packages", "ensurepip", "turtledemo")
+    docs = []
+    for path in sorted(root.rglob("*.py")):
+        if any(part in skip for part in path.relative_to(root).parts):
+            continue
+        try:
+            tree = ast.parse(path.read_text(encoding="utf-8"))
+        except (SyntaxError, UnicodeDecodeError, ValueError):
+            continue
+        for node in ast.walk(tree):
+            if isinstance(node, (ast.Module, ast.ClassDef, ast.FunctionDef, ast.AsyncFunctionDef)):
+                doc = ast.get_docstring(node)
+                if not doc:
+                    continue
+                # Paragraphs of prose only: drop doctest, code and option-table lines.
+                prose = " ".join(line.strip() for line in doc.splitlines()
+                                 if line.strip() and not line.strip().startswith((">>>", "...", "-", "*", "|")))
+                sentences = split_sentences(prose)
+                if len(sentences) >= min_sentences:
+                    docs.append(sentences)
+    if not docs:
+        raise InputError(f"found no docstrings in the standard library at {root} (Python {sys.version.split()[0]})")
+    return docs

@@ -1,0 +1,96 @@
+"""Dynamic masked-language-model masking in the collator (a fresh mask every epoch).
+
+``mlm_probability`` of the non-special tokens are chosen (whole words together when
+``whole_word_mask``, using the word ids the fast tokenizer gave each token, so it works
+for WordPiece, BPE or SentencePiece alike); of those 80% become ``[MASK]``, 10% a random
+token, 10% stay. Labels are the original ids at chosen positions and -100 elsewhere.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import torch
+
+
+@dataclass
+class MaskingCollator:
+    """Pads a list of instances and masks them.
+
+    Each feature: ``input_ids``, ``token_type_ids``, ``word_ids`` (-1 = special token), and
+    optionally ``next_sentence_label``. Returns tensors (batch, seq) plus ``labels`` and
+    ``next_sentence_label`` (batch,) when present.
+    """
+
+    pad_token_id: int
+    mask_token_id: int
+    vocab_size: int
+    special_token_ids: list[int] = field(default_factory=list)
+    mlm_probability: float = 0.15
+    max_predictions_per_seq: int | None = None  # BERT used 20 at length 128
+    whole_word_mask: bool = False
+    pad_to_multiple_of: int | None = 8  # tensor-core / SIMD friendly shapes
+    generator: torch.Generator | None = None  # None: the global RNG (saved in checkpoints)
+
+    @classmethod
+    def for_tokenizer(cls, tokenizer, **kwargs) -> "MaskingCollator":
+        return cls(pad_token_id=tokenizer.pad_token_id, mask_token_id=tokenizer.mask_token_id,
+                   vocab_size=len(tokenizer), special_token_ids=list(tokenizer.all_special_ids), **kwargs)
+
+    def __post_init__(self):
+        allowed = torch.ones(self.vocab_size, dtype=torch.bool)
+        allowed[[i for i in self.special_token_ids if i < self.vocab_size]] = False
+        # Random replacements are drawn from ordinary tokens only: a stray [CLS] or [SEP]
+        # in the middle of a sentence would teach the model nothing useful.
+        self._random_ids = allowed.nonzero().squeeze(1)
+
+    def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        length = max(len(f["input_ids"]) for f in features)
+        if self.pad_to_multiple_of:
+            length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
+        batch = len(features)
+        input_ids = torch.full((batch, length), self.pad_token_id, dtype=torch.long)
+        token_type_ids = torch.zeros((batch, length), dtype=torch.long)
+        word_ids = torch.full((batch, length), -1, dtype=torch.long)
+        attention_mask = torch.zeros((batch, length), dtype=torch.long)
+        for i, f in enumerate(features):
+            n = len(f["input_ids"])
+            input_ids[i, :n] = torch.tensor(f["input_ids"])
+            token_type_ids[i, :n] = torch.tensor(f["token_type_ids"])
+            word_ids[i, :n] = torch.tensor(f["word_ids"])
+            attention_mask[i, :n] = 1
+        input_ids, labels = self.mask(input_ids, word_ids)
+        out = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
+               "labels": labels}
+        if "next_sentence_label" in features[0]:
+            out["next_sentence_label"] = torch.tensor([f["next_sentence_label"] for f in features])
+        return out
+
+    def _rand(self, *shape) -> torch.Tensor:
+        return torch.rand(*shape, generator=self.generator)
+
+    def mask(self, input_ids: torch.Tensor, word_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """``input_ids``, ``word_ids``: (batch, seq); word id -1 marks special/padding
+        positions, which are never chosen. Returns masked ids and labels."""
+        candidate = word_ids >= 0
+        if self.whole_word_mask:
+            groups = word_ids.clamp(min=0)
+        else:  # every token its own group
+            groups = torch.arange(input_ids.shape[1]).expand_as(input_ids)
+        # One uniform draw per group; a token is chosen when its group's draw is small.
+        group_draw = self._rand(input_ids.shape[0], int(groups.max()) + 1)
+        draw = group_draw.gather(1, groups)
+        chosen = candidate & (draw < self.mlm_probability)
+        if self.max_predictions_per_seq is not None:
+            # Keep the groups with the smallest draws while they fit in the cap (whole words stay whole).
+            masked_draw = torch.where(chosen, draw, torch.full_like(draw, 2.0))
+            tokens_up_to = (masked_draw.unsqueeze(1) <= masked_draw.unsqueeze(2)).logical_and(
+                chosen.unsqueeze(1)).sum(-1)
+            chosen &= tokens_up_to <= self.max_predictions_per_seq
+        labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
+        action = self._rand(*input_ids.shape)
+        to_mask = chosen & (action < 0.8)
+        to_random = chosen & (action >= 0.8) & (action < 0.9)
+        masked = input_ids.masked_fill(to_mask, self.mask_token_id)
+        random_ids = self._random_ids[torch.randint(len(self._random_ids), input_ids.shape, generator=self.generator)]
+        masked = torch.where(to_random, random_ids, masked)
+        return masked, labels

@@ -1,0 +1,49 @@
+"""A model card (README.md) for a pretrained folder: what it is, how it was made, how good."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+
+def write_model_card(folder: str | Path, summary: dict) -> Path:
+    folder = Path(folder)
+    ev = summary.get("eval") or {}
+    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in ev.items()) or "| (no held-out evaluation) | |"
+    config = json.loads((folder / "config.json").read_text())
+    card = f"""---
+library_name: transformers
+tags: [selfsup, bert, fill-mask, masked-lm]
+---
+# selfsup-bert pretrained with masked LM + next sentence prediction
+
+Trained with `scripts/pretrain.py` of [selfsup](https://example.invalid/selfsup) on
+`{summary['data']['corpus']}` ({summary['train_sequences']} training sequences, {summary['steps']} optimizer
+steps, {summary['num_processes']} process(es), {summary['wall_seconds']:.0f} s).
+
+```python
+import selfsup  # registers the selfsup-bert model type
+from transformers import AutoModelForMaskedLM, pipeline
+fill = pipeline("fill-mask", model="{folder}")
+```
+
+## Held-out metrics (documents never seen in training)
+
+| metric | value |
+|---|---|
+{metrics}
+
+## Model config
+
+```json
+{json.dumps({k: config[k] for k in ('hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'vocab_size', 'max_position_embeddings', 'pre_layer_norm') if k in config}, indent=2)}
+```
+
+## Training config
+
+```json
+{json.dumps(summary['training'], indent=2)}
+```
+"""
+    path = folder / "README.md"
+    path.write_text(card)
+    return path

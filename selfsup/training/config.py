@@ -1,0 +1,36 @@
+"""The training-loop settings shared by pretraining, fine-tuning and seq2seq.
+
+Flag names follow the Hugging Face example scripts so users' habits carry over.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class TrainingConfig:
+    output_dir: str = field(default="outputs/run", metadata={"help": "where checkpoints, logs and the model go"})
+    seed: int = 42
+    learning_rate: float = 1e-4
+    weight_decay: float = 0.01
+    adam_beta1: float = 0.9
+    adam_beta2: float = 0.999
+    adam_epsilon: float = 1e-6  # BERT's value
+    max_grad_norm: float = 1.0
+    num_train_epochs: float = 1.0
+    max_steps: int = field(default=-1, metadata={"help": "optimizer steps; overrides num_train_epochs when > 0"})
+    warmup_steps: int = 0
+    warmup_ratio: float = 0.0
+    lr_scheduler_type: str = field(default="linear", metadata={"help": "linear, cosine or constant (after warmup)"})
+    per_device_train_batch_size: int = 32
+    per_device_eval_batch_size: int = 64
+    gradient_accumulation_steps: int = 1
+    # bf16 matmuls are ~80x slower than fp32 on CPUs without AVX-512 BF16: off unless asked.
+    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (GPU)"})
+    logging_steps: int = 10
+    eval_steps: int = field(default=0, metadata={"help": "evaluate every N optimizer steps (0: at the end only)"})
+    save_steps: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0: never)"})
+    save_total_limit: int = 2
+    resume_from_checkpoint: bool = field(default=False, metadata={"help": "resume from the latest checkpoint"})
+    report_to: str = field(default="tensorboard", metadata={"help": "an Accelerate tracker, or 'none'"})
+    dataloader_num_workers: int = 0

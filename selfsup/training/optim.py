@@ -1,0 +1,56 @@
+"""AdamW with BERT's parameter groups and warmup + decay schedules in optimizer steps."""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from ..registry import Registry
+
+schedules: Registry = Registry("lr_scheduler_type")
+
+
+@schedules.register("linear")
+def _linear(step: int, warmup: int, total: int) -> float:
+    return max(0.0, (total - step) / max(1, total - warmup))
+
+
+@schedules.register("cosine")
+def _cosine(step: int, warmup: int, total: int) -> float:
+    progress = (step - warmup) / max(1, total - warmup)
+    return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+
+
+@schedules.register("constant")
+def _constant(step: int, warmup: int, total: int) -> float:
+    return 1.0
+
+
+def lr_lambda(kind: str, warmup: int, total: int):
+    """Multiplier of the peak LR after ``step`` optimizer steps: linear warmup, then ``kind``."""
+    decay = schedules.get(kind)
+
+    def f(step: int) -> float:
+        return step / max(1, warmup) if step < warmup else decay(step, warmup, total)
+    return f
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """No weight decay on biases and normalisation weights (as in BERT)."""
+    decay, no_decay = [], []
+    norm_params = {id(p) for m in model.modules() if isinstance(m, (nn.LayerNorm, nn.GroupNorm))
+                   for p in m.parameters(recurse=False)}
+    for name, p in model.named_parameters():
+        if not p.requires_grad:
+            continue
+        (no_decay if p.ndim < 2 or id(p) in norm_params or name.endswith("bias") else decay).append(p)
+    return [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, config, total_steps: int):
+    optimizer = torch.optim.AdamW(parameter_groups(model, config.weight_decay), lr=config.learning_rate,
+                                  betas=(config.adam_beta1, config.adam_beta2), eps=config.adam_epsilon)
+    warmup = config.warmup_steps or int(math.ceil(config.warmup_ratio * total_steps))
+    scheduler = torch.optim.lr_scheduler.LambdaLR(optimizer, lr_lambda(config.lr_scheduler_type, warmup, total_steps))
+    return optimizer, scheduler
