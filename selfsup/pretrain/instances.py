@@ -40,7 +40,7 @@ def tokenize_documents(documents: Dataset, tokenizer, num_proc: int | None = Non
     def tokenize(batch):
         tokens, words = [], []
         for sentences in batch["sentences"]:
-            enc = tokenizer(sentences, add_special_tokens=False)
+            enc = tokenizer(sentences, add_special_tokens=False, verbose=False)
             doc_tokens, doc_words = [], []
             for i in range(len(sentences)):
                 if enc["input_ids"][i]:

@@ -42,6 +42,7 @@ class MaskingCollator:
         # Random replacements are drawn from ordinary tokens only: a stray [CLS] or [SEP]
         # in the middle of a sentence would teach the model nothing useful.
         self._random_ids = allowed.nonzero().squeeze(1)
+        self._special_ids = torch.tensor(sorted(set(self.special_token_ids) | {self.pad_token_id, self.mask_token_id}))
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         length = max(len(f["input_ids"]) for f in features)
@@ -71,7 +72,9 @@ class MaskingCollator:
     def mask(self, input_ids: torch.Tensor, word_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """``input_ids``, ``word_ids``: (batch, seq); word id -1 marks special/padding
         positions, which are never chosen. Returns masked ids and labels."""
-        candidate = word_ids >= 0
+        # Special tokens are never chosen, even inside text (WikiText's literal "<unk>"
+        # becomes the unk token of some tokenizers).
+        candidate = (word_ids >= 0) & ~torch.isin(input_ids, self._special_ids)
         if self.whole_word_mask:
             groups = word_ids.clamp(min=0)
         else:  # every token its own group

@@ -1,0 +1,117 @@
+"""The shared training loop's invariants: the bugs users of training loops report most."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from selfsup.training import NonFiniteLossError
+from selfsup.training.checkpoint import latest_checkpoint, list_checkpoints
+from selfsup.training.optim import lr_lambda, parameter_groups
+
+sys.path.insert(0, str(Path(__file__).parent))
+from tiny_training import make_trainer, tiny_model  # noqa: E402
+
+HERE = Path(__file__).parent
+
+
+def weights(trainer) -> dict[str, torch.Tensor]:
+    return {k: v.detach().clone() for k, v in trainer.accelerator.unwrap_model(trainer.model).state_dict().items()}
+
+
+def assert_same_weights(a: dict, b: dict, atol: float = 1e-6):
+    assert a.keys() == b.keys()
+    for k in a:
+        torch.testing.assert_close(a[k], b[k], atol=atol, rtol=1e-5, msg=k)
+
+
+def test_accumulating_k_batches_equals_one_batch_k_times_larger(tmp_path):
+    big = make_trainer(tmp_path / "big", per_device_batch=16, accumulation=1, steps=3)
+    big.train()
+    small = make_trainer(tmp_path / "small", per_device_batch=4, accumulation=4, steps=3)
+    small.train()
+    assert_same_weights(weights(big), weights(small))
+    # The rows carry 1-4 targets each, so a mean of per-batch means would differ: the
+    # equality above holds only because the loss is normalised by the window's tokens.
+
+
+def test_resumed_run_equals_uninterrupted_run(tmp_path):
+    straight = make_trainer(tmp_path / "a", per_device_batch=8, accumulation=1, steps=10)
+    straight.train()
+    first = make_trainer(tmp_path / "b", per_device_batch=8, accumulation=1, steps=10, save_steps=4)
+    first.total_steps = 6  # "interrupted" after 6 steps; checkpoints at 4 (and none after)
+    first.train()
+    assert [p.name for p in list_checkpoints(tmp_path / "b")] == ["step-00000004"]
+    resumed = make_trainer(tmp_path / "b", per_device_batch=8, accumulation=1, steps=10, save_steps=4,
+                           resume_from_checkpoint=True)
+    resumed.train()
+    assert resumed.state.step == 10
+    assert_same_weights(weights(straight), weights(resumed), atol=1e-7)
+    # Data crosses an epoch boundary (64 rows / 8 = 8 batches per epoch): the order is seeded.
+    assert resumed.state.epoch == 1
+
+
+def test_checkpoints_are_atomic_and_only_the_last_k_are_kept(tmp_path):
+    trainer = make_trainer(tmp_path, per_device_batch=8, accumulation=1, steps=6, save_steps=2, save_total_limit=2)
+    trainer.train()
+    assert [p.name for p in list_checkpoints(tmp_path)] == ["step-00000004", "step-00000006"]
+    assert not list((tmp_path / "checkpoints").glob(".*tmp"))
+    (tmp_path / "checkpoints" / ".step-00000008.tmp").mkdir()  # a save that crashed half-way
+    assert latest_checkpoint(tmp_path).name == "step-00000006"
+
+
+def test_non_finite_loss_stops_before_the_update_and_saves_nothing(tmp_path):
+    trainer = make_trainer(tmp_path, per_device_batch=8, accumulation=1, steps=5, save_steps=1)
+    before = weights(trainer)
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    with torch.no_grad():
+        model.bert.embeddings.word_embeddings.weight[5:] = float("nan")
+    nan_weights = weights(trainer)
+    with pytest.raises(NonFiniteLossError, match="step 1"):
+        trainer.train()
+    assert latest_checkpoint(tmp_path) is None
+    assert before.keys() == nan_weights.keys()
+    torch.testing.assert_close(weights(trainer)["cls.dense.weight"], nan_weights["cls.dense.weight"])
+
+
+def test_schedules_warm_up_then_decay_in_optimizer_steps():
+    linear, cosine = lr_lambda("linear", 10, 110), lr_lambda("cosine", 10, 110)
+    assert [linear(s) for s in (0, 5, 10, 60, 110)] == [0.0, 0.5, 1.0, 0.5, 0.0]
+    assert cosine(10) == 1.0 and abs(cosine(60) - 0.5) < 1e-12 and abs(cosine(110)) < 1e-12
+    with pytest.raises(KeyError, match="did you mean 'cosine'"):
+        lr_lambda("cosin", 0, 10)
+
+
+def test_no_weight_decay_on_biases_and_layer_norms():
+    model = tiny_model()
+    decay, no_decay = parameter_groups(model, 0.01)
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert all(names[id(p)].endswith("weight") and p.ndim == 2 for p in decay["params"])
+    assert any("norm" in names[id(p)] for p in no_decay["params"])
+    assert all(p.ndim == 1 for p in no_decay["params"])
+
+
+def _launch(out: Path, processes: int, batch: int, steps: int) -> dict:
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    multi = ["--multi_gpu"] if processes > 1 else []
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *multi, "--num_processes", str(processes),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(HERE / "tiny_training.py"), str(out), str(batch), "1", str(steps)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads((out / "run.json").read_text())
+
+
+def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path):
+    one = _launch(tmp_path / "one", processes=1, batch=16, steps=4)
+    two = _launch(tmp_path / "two", processes=2, batch=8, steps=4)
+    assert one["num_processes"] == 1 and two["num_processes"] == 2  # really two processes
+    assert one["learning_rates"] == two["learning_rates"]  # LR at step n, whatever the process count
+    assert_same_weights(load_file(tmp_path / "one" / "weights.safetensors"),
+                        load_file(tmp_path / "two" / "weights.safetensors"), atol=1e-5)
