@@ -5,7 +5,11 @@ Two local layouts, as google-research/bert expects and as most corpora come:
 * ``sentences``: one sentence per line, a blank line between documents;
 * ``documents``: one document per line, split into sentences here;
 * ``wikitext``: WikiText's layout, an article per top-level `` = Title = `` heading, one
-  paragraph per line (sub-headings dropped), split into sentences here.
+  paragraph per line (sub-headings dropped), split into sentences here;
+* ``conll``: CoNLL column files, a news document per ``-DOCSTART-``, a sentence per
+  blank-line-separated block (its first column joined by spaces);
+* ``dialogue_jsonl``: one JSON object per line with a ``dialogue`` field (DialogSum), a
+  document per dialogue and a sentence per turn.
 
 A path may be a file or a folder (every ``*.txt``/``*.tokens`` file in it, sorted). A
 name that is not a local path is treated as a Hub dataset (``name`` or ``name:config``)
@@ -14,6 +18,7 @@ for online users, one document per row of its ``text`` column.
 from __future__ import annotations
 
 import ast
+import json
 import re
 import sys
 import sysconfig
@@ -24,8 +29,8 @@ from ..errors import InputError
 # A sentence ends at . ! or ? followed by space and an upper-case letter, digit or quote.
 # Simple on purpose: NSP needs plausible sentence boundaries, not linguistic perfection.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
-TEXT_SUFFIXES = (".txt", ".tokens", ".raw")
-LAYOUTS = ("sentences", "documents", "wikitext")
+TEXT_SUFFIXES = (".txt", ".tokens", ".raw", ".jsonl")
+LAYOUTS = ("sentences", "documents", "wikitext", "conll", "dialogue_jsonl")
 _WIKI_TITLE = re.compile(r"^= [^=].*[^=] =$")
 
 
@@ -65,6 +70,29 @@ def read_documents(path: str | Path, layout: str = "sentences") -> list[list[str
                 if not docs:
                     docs.append([])
                 docs[-1].extend(split_sentences(line))
+    elif layout == "conll":
+        docs, sentence = [], []
+        for line in text.splitlines() + [""]:
+            if line.startswith("-DOCSTART-"):
+                docs.append([])
+            elif line.strip():
+                sentence.append(line.split()[0])
+            elif sentence:
+                if not docs:
+                    docs.append([])
+                docs[-1].append(" ".join(sentence))
+                sentence = []
+    elif layout == "dialogue_jsonl":
+        docs = []
+        for number, line in enumerate(text.splitlines(), 1):
+            if not line.strip():
+                continue
+            try:
+                dialogue = json.loads(line)["dialogue"]
+            except (json.JSONDecodeError, KeyError, TypeError) as e:
+                raise InputError(f"expected a JSON object with a 'dialogue' field ({e})", path=path,
+                                 line=number) from e
+            docs.append([turn.strip() for turn in dialogue.splitlines() if turn.strip()])
     else:
         raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}", field="layout")
     docs = [d for d in docs if d]
@@ -75,6 +103,8 @@ def read_documents(path: str | Path, layout: str = "sentences") -> list[list[str
 
 def corpus_files(path: str | Path) -> list[Path]:
     path = Path(path)
+    if not path.exists():
+        raise InputError("corpus file or folder not found", path=path)
     if path.is_dir():
         files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
         if not files:
@@ -87,9 +117,26 @@ def load_corpus(source: str, layout: str = "sentences") -> list[list[str]]:
     """All documents of a file, folder, Hub dataset name, or the embedded ``stdlib`` corpus."""
     if source == "stdlib":
         return stdlib_docstrings()
-    if Path(source).exists() or "/" not in source and Path(source).suffix:
+    if is_local(source):
         return [doc for f in corpus_files(source) for doc in read_documents(f, layout)]
     return _hub_documents(source)
+
+
+def is_local(source: str) -> bool:
+    """A path (existing, absolute, relative with ./ or ../, or with a text suffix) rather
+    than a Hub dataset name like ``user/name``."""
+    return (Path(source).exists() or source.startswith(("/", ".", "~"))
+            or Path(source).suffix in TEXT_SUFFIXES)
+
+
+def corpus_fingerprint(source: str) -> list:
+    """What the cached documents depend on: each file's path, size and modification time
+    (so an edited corpus is re-read), or the Python version for the stdlib corpus."""
+    if source == "stdlib":
+        return [sys.version]
+    if is_local(source):
+        return [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in corpus_files(source)]
+    return [source]
 
 
 def _hub_documents(name: str) -> list[list[str]]:  # pragma: no cover - needs the Hub

@@ -4,20 +4,28 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from datasets import Dataset, DatasetDict
+from datasets.exceptions import DatasetGenerationError
 
 from ..errors import InputError
-from .corpus import load_corpus
+from .corpus import corpus_fingerprint, load_corpus
 from .instances import InstanceConfig, build_instances, tokenize_documents
 
 
-def _documents(source: str, layout: str):
+def _documents(source: str, layout: str, fingerprint: list):
     for sentences in load_corpus(source, layout):
         yield {"sentences": sentences}
 
 
 def load_documents(source: str, layout: str = "sentences") -> Dataset:
-    """Documents as a dataset with a ``sentences`` column, cached on disk by (source, layout)."""
-    return Dataset.from_generator(_documents, gen_kwargs={"source": source, "layout": layout})
+    """Documents as a dataset with a ``sentences`` column, cached on disk by the source,
+    its layout and its files' sizes and modification times."""
+    kwargs = {"source": source, "layout": layout, "fingerprint": corpus_fingerprint(source)}
+    try:
+        return Dataset.from_generator(_documents, gen_kwargs=kwargs)
+    except DatasetGenerationError as e:
+        if isinstance(e.__cause__, InputError):
+            raise e.__cause__ from None
+        raise
 
 
 @dataclass

@@ -1,0 +1,81 @@
+"""scripts/pretrain.py end to end: learns, saves a Hub-style folder, rejects bad input."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, BertForPreTraining, pipeline
+
+import selfsup  # noqa: F401
+from selfsup.errors import InputError
+from selfsup.modeling import SelfsupBertForMaskedLM, SelfsupBertForPreTraining
+
+ROOT = Path(__file__).resolve().parent.parent
+spec = importlib.util.spec_from_file_location("pretrain_script", ROOT / "scripts" / "pretrain.py")
+pretrain = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(pretrain)
+
+# Six short "documents" of repeated facts: a tiny model can memorise them.
+CORPUS = "\n\n".join(
+    "\n".join([f"The {a} of the {b} is {c}.", f"Everyone knows the {b} is {c}.", f"A {c} {b} is common.",
+               f"Ask anyone about the {a} of the {b}."])
+    for a, b, c in [("colour", "sky", "blue"), ("sound", "bell", "loud"), ("taste", "lemon", "sour"),
+                    ("shape", "ball", "round"), ("size", "ant", "small"), ("speed", "hare", "fast")])
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    out = tmp_path_factory.mktemp("pretrain")
+    corpus = out / "corpus.txt"
+    corpus.write_text(CORPUS)
+    summary = pretrain.main([
+        "--corpus", str(corpus), "--output_dir", str(out / "run"), "--vocab_size", "200", "--max_seq_length", "32",
+        "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "2", "--intermediate_size", "64",
+        "--hidden_dropout_prob", "0", "--attention_probs_dropout_prob", "0", "--eval_documents", "0",
+        "--max_steps", "600", "--learning_rate", "3e-3", "--per_device_train_batch_size", "8",
+        "--report_to", "none", "--logging_steps", "10", "--save_steps", "200"])
+    return out, summary
+
+
+def test_a_tiny_model_overfits_a_tiny_corpus(trained):
+    out, summary = trained
+    losses = [json.loads(line)["loss"] for line in (out / "run" / "metrics.jsonl").read_text().splitlines()
+              if '"loss"' in line]
+    assert losses[0] > 3.0 and losses[-1] < 0.4 * losses[0], losses
+
+
+def test_the_result_is_a_hub_style_folder_loadable_by_auto_classes(trained):
+    out, summary = trained
+    model_dir = Path(summary["model_dir"])
+    for name in ("model.safetensors", "config.json", "tokenizer.json", "README.md"):
+        assert (model_dir / name).exists(), name
+    assert isinstance(AutoModelForPreTraining.from_pretrained(model_dir), SelfsupBertForPreTraining)
+    assert isinstance(AutoModelForMaskedLM.from_pretrained(model_dir), SelfsupBertForMaskedLM)
+    fill = pipeline("fill-mask", model=str(model_dir))
+    top = fill("the colour of the sky is [MASK].")[0]
+    # It learned the slot: one of the corpus' six adjectives, not a frequent word like "the".
+    assert top["token_str"] in {"blue", "loud", "sour", "round", "small", "fast"}, top
+    assert json.loads((out / "run" / "summary.json").read_text())["steps"] == 600
+    assert (out / "run" / "checkpoints" / "step-00000600").is_dir()
+
+
+def test_the_result_converts_to_vanilla_bert(trained, tmp_path):
+    _, summary = trained
+    subprocess.run([sys.executable, str(ROOT / "scripts" / "convert_bert.py"), "--to-hf", summary["model_dir"],
+                    "--out", str(tmp_path)], check=True, capture_output=True)
+    ours = AutoModelForPreTraining.from_pretrained(summary["model_dir"]).eval()
+    theirs = BertForPreTraining.from_pretrained(tmp_path).eval()
+    ids = torch.tensor([[2, 10, 11, 12, 4, 13, 3]])
+    with torch.no_grad():
+        torch.testing.assert_close(ours(ids).prediction_logits, theirs(ids).prediction_logits, atol=1e-4, rtol=0)
+
+
+def test_missing_corpus_fails_naming_the_file(tmp_path):
+    missing = tmp_path / "nope.txt"
+    with pytest.raises(InputError, match="nope.txt"):
+        pretrain.main(["--corpus", str(missing), "--output_dir", str(tmp_path / "run"), "--report_to", "none"])
