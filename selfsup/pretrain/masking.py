@@ -45,25 +45,28 @@ class MaskingCollator:
         self._special_ids = torch.tensor(sorted(set(self.special_token_ids) | {self.pad_token_id, self.mask_token_id}))
 
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        batch = self.pad(features)
+        batch["input_ids"], batch["labels"] = self.mask(batch["input_ids"], batch.pop("word_ids"))
+        return batch
+
+    def pad(self, features: list[dict]) -> dict[str, torch.Tensor]:
+        """Pads the model fields of ``features`` to (batch, seq): ``input_ids`` with the pad
+        id, ``labels`` with -100, ``word_ids`` with -1, ``token_type_ids`` with 0; adds
+        ``attention_mask``; ``next_sentence_label`` becomes (batch,). Other columns
+        (``source`` provenance) are left out."""
         length = max(len(f["input_ids"]) for f in features)
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
-        batch = len(features)
-        input_ids = torch.full((batch, length), self.pad_token_id, dtype=torch.long)
-        token_type_ids = torch.zeros((batch, length), dtype=torch.long)
-        word_ids = torch.full((batch, length), -1, dtype=torch.long)
-        attention_mask = torch.zeros((batch, length), dtype=torch.long)
-        for i, f in enumerate(features):
-            n = len(f["input_ids"])
-            input_ids[i, :n] = torch.tensor(f["input_ids"])
-            token_type_ids[i, :n] = torch.tensor(f["token_type_ids"])
-            word_ids[i, :n] = torch.tensor(f["word_ids"])
-            attention_mask[i, :n] = 1
-        input_ids, labels = self.mask(input_ids, word_ids)
-        out = {"input_ids": input_ids, "token_type_ids": token_type_ids, "attention_mask": attention_mask,
-               "labels": labels}
+        fill = {"input_ids": self.pad_token_id, "token_type_ids": 0, "word_ids": -1, "labels": -100}
+        out = {"attention_mask": torch.zeros((len(features), length), dtype=torch.long)}
         if "next_sentence_label" in features[0]:
             out["next_sentence_label"] = torch.tensor([f["next_sentence_label"] for f in features])
+        for key in fill.keys() & features[0].keys():
+            out[key] = torch.full((len(features), length), fill[key], dtype=torch.long)
+            for i, f in enumerate(features):
+                out[key][i, :len(f[key])] = torch.as_tensor(f[key])
+        for i, f in enumerate(features):
+            out["attention_mask"][i, :len(f["input_ids"])] = 1
         return out
 
     def _rand(self, *shape) -> torch.Tensor:

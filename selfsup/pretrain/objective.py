@@ -2,10 +2,10 @@
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import torch
 import torch.nn.functional as F
-from torch.utils.data import DataLoader
 
 
 def count_targets(batch: dict) -> dict[str, torch.Tensor]:
@@ -28,23 +28,45 @@ def pretraining_loss(model, batch: dict, counts: dict[str, torch.Tensor]):
     return loss, out
 
 
+def fixed_masks(eval_dataset, collator, seed: int) -> list[dict]:
+    """Masks every held-out sequence once, with a generator seeded by (seed, its index), so
+    that every evaluation scores the same positions whatever the batch size or the number
+    of processes. Returns unpadded rows: ``input_ids`` (masked), ``labels``,
+    ``token_type_ids`` [, ``next_sentence_label``]."""
+    masker = replace(collator, generator=torch.Generator())
+    rows = []
+    for index, example in enumerate(eval_dataset):
+        masker.generator.manual_seed(seed * 1_000_003 + index)
+        padded = collator.pad([example])
+        n = len(example["input_ids"])
+        input_ids, labels = masker.mask(padded["input_ids"], padded["word_ids"])
+        row = {"input_ids": input_ids[0, :n].tolist(), "labels": labels[0, :n].tolist(),
+               "token_type_ids": example["token_type_ids"]}
+        if "next_sentence_label" in example:
+            row["next_sentence_label"] = example["next_sentence_label"]
+        rows.append(row)
+    return rows
+
+
 def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int):
     """Held-out MLM loss / accuracy / perplexity and NSP accuracy, from running counts
-    reduced over processes. ``collator`` owns a generator that is re-seeded at every
-    evaluation, so successive evaluations score the same masked positions."""
-    if collator.generator is None:
-        raise ValueError("the evaluation collator needs its own generator")
-    loader = None
+    summed over processes. Each process scores a disjoint slice (every sequence exactly
+    once: no padding duplicates as a prepared DataLoader would add), with masks fixed once
+    by :func:`fixed_masks`, so the scores do not depend on ``batch_size`` or the number of
+    processes. ``collator`` gives the masking settings and padding."""
+    rows = None
 
     def evaluate(model, accelerator) -> dict[str, float]:
-        nonlocal loader
-        if loader is None:
-            loader = accelerator.prepare(DataLoader(eval_dataset, batch_size=batch_size, collate_fn=collator))
-        collator.generator.manual_seed(seed + accelerator.process_index)
+        nonlocal rows
+        if rows is None:
+            rows = fixed_masks(eval_dataset, collator, seed)
+        mine = rows[accelerator.process_index::accelerator.num_processes]
+        model = accelerator.unwrap_model(model)  # no DDP collectives: slices may differ in length
         device = accelerator.device
         sums = {k: torch.zeros((), device=device, dtype=torch.float64)
-                for k in ("mlm_loss", "mlm_correct", "mlm_total", "nsp_correct", "nsp_total")}
-        for batch in loader:
+                for k in ("mlm_loss", "mlm_correct", "mlm_total", "nsp_correct", "nsp_total", "sequences")}
+        for start in range(0, len(mine), batch_size):
+            batch = {k: v.to(device) for k, v in collator.pad(mine[start:start + batch_size]).items()}
             nsp = batch.pop("next_sentence_label", None)
             out = model(**batch)
             targets = batch["labels"][batch["labels"] != -100]
@@ -52,13 +74,15 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int):
             sums["mlm_loss"] += F.cross_entropy(logits, targets, reduction="sum").double()
             sums["mlm_correct"] += (logits.argmax(-1) == targets).sum()
             sums["mlm_total"] += targets.numel()
+            sums["sequences"] += batch["input_ids"].shape[0]
             if nsp is not None:
                 sums["nsp_correct"] += (out.seq_relationship_logits.argmax(-1) == nsp).sum()
                 sums["nsp_total"] += nsp.numel()
         sums = accelerator.reduce(sums, reduction="sum")
         mlm_loss = (sums["mlm_loss"] / sums["mlm_total"].clamp(min=1)).item()
         metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": (sums["mlm_correct"] / sums["mlm_total"].clamp(min=1)).item(),
-                   "perplexity": math.exp(min(mlm_loss, 50.0)), "mlm_predictions": sums["mlm_total"].item()}
+                   "perplexity": math.exp(min(mlm_loss, 50.0)), "mlm_predictions": sums["mlm_total"].item(),
+                   "sequences": sums["sequences"].item()}
         if sums["nsp_total"] > 0:
             metrics["nsp_accuracy"] = (sums["nsp_correct"] / sums["nsp_total"]).item()
         return metrics
