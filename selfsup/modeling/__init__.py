@@ -7,3 +7,5 @@ from .configuration import SelfsupBertConfig, SelfsupGPTConfig
 from .bert import (SelfsupBertForMaskedLM, SelfsupBertForPreTraining, SelfsupBertModel,
                    SelfsupBertPreTrainedModel)
 from .gpt import SelfsupGPTForCausalLM
+from .bert_heads import (SelfsupBertForQuestionAnswering, SelfsupBertForSequenceClassification,
+                         SelfsupBertForTokenClassification)

@@ -1,0 +1,26 @@
+"""Settings of a fine-tuning run (the loop's own are in selfsup.training.TrainingConfig)."""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FinetuneConfig:
+    task: str = field(default="glue/sst2", metadata={"help": "a registered task, or glue/all"})
+    model_name_or_path: str = field(default="", metadata={"help": "a selfsup-bert or Hugging Face encoder folder/id"})
+    data_dir: str | None = field(default=None, metadata={"help": "folder holding glue/, squad/, conll2003/ "
+                                                                 "(default: shared/data); 'hub' for GLUE online"})
+    max_seq_length: int = 128
+    doc_stride: int = field(default=128, metadata={"help": "QA/NER: tokens shared by consecutive windows"})
+    max_query_length: int = 64
+    n_best_size: int = 20
+    max_answer_length: int = 30
+    null_score_diff_threshold: float = 0.0
+    label_all_tokens: bool = False
+    max_train_samples: int | None = None
+    max_eval_samples: int | None = None
+    lora_r: int = field(default=0, metadata={"help": "LoRA rank (0: full fine-tuning)"})
+    lora_alpha: int = 16
+    lora_dropout: float = 0.1
+    lora_target_modules: str | None = field(default=None, metadata={
+        "help": "comma-separated module names; default: the attention projections of the backbone"})

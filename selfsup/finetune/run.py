@@ -1,0 +1,177 @@
+"""One fine-tuning run: data → features → model (+ LoRA) → shared loop → best checkpoint,
+metrics JSON with provenance and a predictions file."""
+from __future__ import annotations
+
+import csv
+import json
+import time
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+from datasets import Dataset
+from transformers import (AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
+                          AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
+                          DataCollatorWithPadding)
+
+import selfsup  # noqa: F401  (registers the selfsup heads)
+
+from ..errors import InputError
+from ..training import Trainer, TrainingConfig
+from ..training.loop import make_accelerator
+from . import evaluation, ner, qa
+from .config import FinetuneConfig
+from .tasks import TaskSpec, get_task
+
+AUTO_CLASS = {"sequence": AutoModelForSequenceClassification, "pair": AutoModelForSequenceClassification,
+              "token": AutoModelForTokenClassification, "span": AutoModelForQuestionAnswering}
+OUTPUT_KEYS = {"sequence": ("logits",), "pair": ("logits",), "token": ("logits",),
+               "span": ("start_logits", "end_logits")}
+
+
+def load_examples(task: TaskSpec, cfg: FinetuneConfig, split: str, limit: int | None) -> list[dict]:
+    examples = task.read(cfg.data_dir, split)
+    return examples[:limit] if limit else examples
+
+
+def build_features(task: TaskSpec, examples: list[dict], tokenizer, cfg: FinetuneConfig, train: bool) -> Dataset:
+    ds = Dataset.from_list(examples)
+    if task.case in ("sequence", "pair"):
+        def encode(batch):
+            pairs = batch["text_pair"] if task.case == "pair" else None
+            enc = tokenizer(batch["text"], pairs, truncation=True, max_length=cfg.max_seq_length)
+            if batch["label"][0] is not None:
+                enc["labels"] = batch["label"]
+            return enc
+        return ds.map(encode, batched=True, remove_columns=ds.column_names)
+    if task.case == "token":
+        return ds.map(lambda b: ner.prepare_features(b, tokenizer, task.labels, cfg.max_seq_length, cfg.doc_stride,
+                                                     cfg.label_all_tokens), batched=True, remove_columns=ds.column_names)
+    return ds.map(lambda b: qa.prepare_features(b, tokenizer, cfg.max_seq_length, cfg.doc_stride,
+                                                cfg.max_query_length, train), batched=True,
+                  remove_columns=ds.column_names)
+
+
+def load_model(task: TaskSpec, cfg: FinetuneConfig):
+    kwargs = {}
+    if task.case in ("sequence", "pair", "token"):
+        if task.is_regression:
+            kwargs = {"num_labels": 1, "problem_type": "regression"}
+        else:
+            kwargs = {"num_labels": len(task.labels), "id2label": dict(enumerate(task.labels)),
+                      "label2id": {l: i for i, l in enumerate(task.labels)}}
+    config = AutoConfig.from_pretrained(cfg.model_name_or_path, **kwargs)
+    model = AUTO_CLASS[task.case].from_pretrained(cfg.model_name_or_path, config=config)
+    if cfg.lora_r > 0:
+        model = add_lora(model, task, cfg)
+    return model
+
+
+def add_lora(model, task: TaskSpec, cfg: FinetuneConfig):
+    from peft import LoraConfig, get_peft_model
+
+    names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
+    targets = cfg.lora_target_modules.split(",") if cfg.lora_target_modules else \
+        [t for t in ("qkv", "query", "value") if t in names]  # ours fuses q, k, v; BERT keeps them apart
+    head = [h for h in ("classifier", "qa_outputs") if h in names]
+    lora = LoraConfig(r=cfg.lora_r, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
+                      target_modules=targets, modules_to_save=head)
+    return get_peft_model(model, lora)
+
+
+def _loss_share(count_key: str):
+    """The model's mean loss, rescaled to its share of the window's total (exact under
+    accumulation and multiple processes)."""
+    def count(batch):
+        if count_key == "tokens":
+            return {"n": (batch["labels"] != -100).sum()}
+        return {"n": torch.tensor(batch["input_ids"].shape[0], device=batch["input_ids"].device)}
+
+    def loss(model, batch, counts):
+        out = model(**batch)
+        return out.loss * count(batch)["n"] / counts["n"].clamp(min=1), out
+    return count, loss
+
+
+def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
+    task = get_task(cfg.task)
+    if not cfg.model_name_or_path:
+        raise InputError("--model_name_or_path is required", field="model_name_or_path")
+    if task.case == "span":
+        qa.validate_windows(cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length)
+    elif task.case == "token" and not 0 <= cfg.doc_stride < cfg.max_seq_length - 2:
+        raise InputError(f"doc_stride {cfg.doc_stride} must be < max_seq_length - 2", field="doc_stride")
+    start = time.time()
+    accelerator = make_accelerator(train_cfg)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model_name_or_path)
+    train_examples = load_examples(task, cfg, "train", cfg.max_train_samples)
+    eval_examples = load_examples(task, cfg, "validation", cfg.max_eval_samples)
+    with accelerator.main_process_first():
+        train_features = build_features(task, train_examples, tokenizer, cfg, train=True)
+        eval_features = build_features(task, eval_examples, tokenizer, cfg, train=False)
+    model = load_model(task, cfg)
+    collator = DataCollatorForTokenClassification(tokenizer) if task.case == "token" else \
+        DataCollatorWithPadding(tokenizer)
+    out_dir = Path(train_cfg.output_dir)
+    best = {"value": -float("inf"), "metrics": None, "step": None}
+    trainer_ref = {}
+
+    def evaluate_fn(model, acc):
+        outputs = evaluation.predict(model, acc, eval_features, collator, train_cfg.per_device_eval_batch_size,
+                                     OUTPUT_KEYS[task.case])
+        values, predictions = evaluation.score(task, eval_examples, eval_features, outputs, cfg)
+        key = task.selection_metric
+        if values[key] > best["value"]:
+            best.update(value=values[key], metrics=values, step=trainer_ref["t"].state.step)
+            trainer_ref["t"].save_model(out_dir / "best", tokenizer)
+            if acc.is_main_process:
+                write_predictions(out_dir / "predictions_validation.tsv", eval_examples, predictions, task)
+        return values
+
+    count_fn, loss_fn = _loss_share("tokens" if task.case == "token" else "examples")
+    train_columns = [c for c in train_features.column_names
+                     if c in ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions",
+                              "end_positions")]
+    steps_per_epoch = -(-len(train_features) // (train_cfg.per_device_train_batch_size * accelerator.num_processes
+                                                 * train_cfg.gradient_accumulation_steps))
+    if train_cfg.eval_steps == 0:  # evaluate every epoch
+        train_cfg = replace(train_cfg, eval_steps=max(1, steps_per_epoch))
+    trainer = Trainer(model, train_cfg, train_features.select_columns(train_columns), collator, loss_fn=loss_fn,
+                      count_fn=count_fn, evaluate_fn=evaluate_fn, accelerator=accelerator,
+                      hparams=asdict(cfg))
+    trainer_ref["t"] = trainer
+    summary = trainer.train()
+    result = {"task": task.name, "task_version": task.version, "case": task.case, "best": best["metrics"],
+              "best_step": best["step"], "final": summary["eval"], "train_examples": len(train_examples),
+              "eval_examples": len(eval_examples), "train_seconds": summary["train_seconds"],
+              "train_examples_per_second": len(train_features) * train_cfg.num_train_epochs / summary["train_seconds"]
+              if train_cfg.max_steps <= 0 else None,
+              "wall_seconds": time.time() - start, "model": cfg.model_name_or_path, "finetune": asdict(cfg),
+              "training": asdict(train_cfg), "num_processes": accelerator.num_processes,
+              "versions": _versions()}
+    if accelerator.is_main_process:
+        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+    return result
+
+
+def write_predictions(path: Path, examples: list[dict], predictions: list, task: TaskSpec) -> None:
+    """GLUE submission format (``index<TAB>prediction``) for classification; JSON otherwise."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    if task.case in ("sequence", "pair"):
+        with open(path, "w", newline="") as f:
+            w = csv.writer(f, delimiter="\t")
+            w.writerow(["index", "prediction"])
+            for e, p in zip(examples, predictions):
+                w.writerow([e["idx"], f"{p:.3f}" if task.is_regression else p])
+    else:
+        key = "id" if task.case == "span" else "idx"
+        path.with_suffix(".json").write_text(json.dumps({str(e[key]): p for e, p in zip(examples, predictions)}))
+
+
+def _versions() -> dict:
+    import accelerate
+    import datasets
+    import transformers
+
+    return {"torch": torch.__version__, "transformers": transformers.__version__,
+            "datasets": datasets.__version__, "accelerate": accelerate.__version__, "selfsup": selfsup.__version__}
