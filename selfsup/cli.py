@@ -5,6 +5,7 @@ wins over the file. Unknown keys in the file are an error naming the file and ke
 """
 from __future__ import annotations
 
+import difflib
 import sys
 from pathlib import Path
 
@@ -35,13 +36,20 @@ def parse_config(dataclass_types: tuple, args: list[str] | None = None, descript
             raise InputError(f"invalid YAML: {e}", path=path, line=None if line is None else line + 1) from e
         if not isinstance(values, dict):
             raise InputError("expected a mapping of flag: value", path=path)
-        fields = {a.dest for a in parser._actions}
-        for key in values:
-            if key not in fields:
-                import difflib
-                close = difflib.get_close_matches(key, sorted(fields), n=1)
+        actions = {a.dest: a for a in parser._actions}
+        for key, value in values.items():
+            if key not in actions:
+                close = difflib.get_close_matches(key, sorted(actions), n=1)
                 hint = f"; did you mean {close[0]!r}?" if close else ""
                 raise InputError(f"unknown key{hint}", path=path, field=key)
+            # Convert as the command line would (YAML's `3` for a float field becomes 3.0), so
+            # a value means the same whether it comes from the file or from a flag.
+            convert = actions[key].type
+            if value is not None and convert is not None and not isinstance(value, list):
+                try:
+                    values[key] = convert(value)
+                except (TypeError, ValueError) as e:
+                    raise InputError(f"invalid value {value!r}: {e}", path=path, field=key) from e
         parser.set_defaults(**values)
     *configs, rest = parser.parse_args_into_dataclasses(args, return_remaining_strings=True)
     configs = [c for c in configs if not isinstance(c, Path)]

@@ -105,15 +105,19 @@ class Trainer:
         self.hparams = hparams or {}
         self.metrics_path = Path(config.output_dir) / "metrics.jsonl"
         self.history: list[dict] = []
+        self._start = time.time()
 
     # -- logging -------------------------------------------------------------------
     def log(self, metrics: dict, step: int) -> None:
-        record = {"step": step, **{k: float(v) for k, v in metrics.items()}}
+        # Wall-clock seconds since train() started: learning curves against time, not only steps.
+        record = {"step": step, "elapsed_seconds": round(time.time() - self._start, 2),
+                  **{k: float(v) for k, v in metrics.items()}}
         self.history.append(record)
         if self.accelerator.is_main_process:
             with open(self.metrics_path, "a") as f:
                 f.write(json.dumps(record) + "\n")
-        self.accelerator.log({k: v for k, v in record.items() if k != "step"}, step=step)
+        # TensorBoard keeps its own wall time.
+        self.accelerator.log({k: v for k, v in record.items() if k not in ("step", "elapsed_seconds")}, step=step)
 
     def evaluate(self) -> dict:
         if self.evaluate_fn is None:
@@ -145,7 +149,7 @@ class Trainer:
         progress = tqdm(total=self.total_steps, initial=self.state.step, desc="training",
                         disable=not acc.is_local_main_process, dynamic_ncols=True)
         self.model.train()
-        start = time.time()
+        self._start = start = time.time()
         while self.state.step < self.total_steps:
             self.loader.set_epoch(self.state.epoch)
             batches = iter(acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
