@@ -1,0 +1,70 @@
+"""Reading (source, target) pairs from jsonl, rejecting bad rows by file and line."""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+from selfsup.errors import InputError
+
+
+@dataclass
+class Pair:
+    """One example. ``references`` holds every reference target (DialogSum test has 3);
+    ``target`` is the first, the one trained on."""
+
+    source: str
+    references: list[str]
+
+    @property
+    def target(self) -> str:
+        return self.references[0]
+
+
+def read_pairs(path: str | Path, source_column: str, target_column: str | list[str],
+               require_target: bool = True) -> list[Pair]:
+    """Every line of ``path`` as a :class:`Pair`. ``target_column`` may list several
+    reference columns. Missing columns, non-string or empty text and invalid JSON raise
+    :class:`InputError` naming the file, line and field; blank lines are the only thing skipped."""
+    path = Path(path)
+    if not path.is_file():
+        raise InputError("file not found", path=path)
+    columns = [target_column] if isinstance(target_column, str) else list(target_column)
+    pairs = []
+    with open(path, encoding="utf-8") as f:
+        for line_no, line in enumerate(f, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as e:
+                raise InputError(f"invalid JSON: {e.msg}", path=path, line=line_no) from e
+            if not isinstance(row, dict):
+                raise InputError("expected a JSON object", path=path, line=line_no)
+            source = _text(row, source_column, path, line_no)
+            refs = [_text(row, c, path, line_no) for c in columns] if require_target else \
+                [row[c] for c in columns if isinstance(row.get(c), str)]
+            pairs.append(Pair(source, refs))
+    if not pairs:
+        raise InputError("no examples", path=path)
+    return pairs
+
+
+def _text(row: dict, column: str, path: Path, line_no: int) -> str:
+    if column not in row:
+        raise InputError(f"missing column (present: {', '.join(sorted(row))})", path=path, line=line_no, field=column)
+    value = row[column]
+    if not isinstance(value, str):
+        raise InputError(f"expected a string, got {type(value).__name__}", path=path, line=line_no, field=column)
+    if not value.strip():
+        raise InputError("empty text", path=path, line=line_no, field=column)
+    return value
+
+
+def write_pairs(path: str | Path, pairs: list[dict]) -> Path:
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w", encoding="utf-8") as f:
+        for row in pairs:
+            f.write(json.dumps(row, ensure_ascii=False) + "\n")
+    return path
