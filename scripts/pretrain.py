@@ -89,7 +89,8 @@ def main(args: list[str] | None = None) -> dict:
         print(f"\nDone in {summary['wall_seconds']:.0f}s. Model: {final_dir}")
         if ev:
             print(f"held-out MLM accuracy {ev['mlm_accuracy']:.3f} (perplexity {ev['perplexity']:.1f})"
-                  + (f", NSP accuracy {ev['nsp_accuracy']:.3f}" if "nsp_accuracy" in ev else ""))
+                  + (f", NSP accuracy {ev['nsp_accuracy']:.3f} (always guessing the majority class: "
+                     f"{ev['nsp_majority_baseline']:.3f})" if "nsp_accuracy" in ev else ""))
         print("Load it with:\n    import selfsup\n    from transformers import AutoModelForMaskedLM, pipeline\n"
               f"    fill = pipeline('fill-mask', model='{final_dir}')\n"
               f"    print(fill('The function returns a [MASK] of strings.'))")

@@ -89,3 +89,5 @@ def test_metrics_match_a_direct_computation_on_the_fixed_masks(setup):
     assert metrics["perplexity"] == pytest.approx(math.exp(loss_sum / total), rel=1e-5)
     assert metrics["mlm_accuracy"] == pytest.approx(correct / total)
     assert metrics["nsp_accuracy"] == pytest.approx(nsp_correct / len(rows))
+    random = sum(row["next_sentence_label"] == 1 for row in rows) / len(rows)
+    assert metrics["nsp_majority_baseline"] == pytest.approx(max(random, 1 - random))

@@ -64,7 +64,7 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int):
         model = accelerator.unwrap_model(model)  # no DDP collectives: slices may differ in length
         device = accelerator.device
         sums = {k: torch.zeros((), device=device, dtype=torch.float64)
-                for k in ("mlm_loss", "mlm_correct", "mlm_total", "nsp_correct", "nsp_total", "sequences")}
+                for k in ("mlm_loss", "mlm_correct", "mlm_total", "nsp_correct", "nsp_random", "nsp_total", "sequences")}
         for start in range(0, len(mine), batch_size):
             batch = {k: v.to(device) for k, v in collator.pad(mine[start:start + batch_size]).items()}
             nsp = batch.pop("next_sentence_label", None)
@@ -77,6 +77,7 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int):
             sums["sequences"] += batch["input_ids"].shape[0]
             if nsp is not None:
                 sums["nsp_correct"] += (out.seq_relationship_logits.argmax(-1) == nsp).sum()
+                sums["nsp_random"] += (nsp == 1).sum()
                 sums["nsp_total"] += nsp.numel()
         sums = accelerator.reduce(sums, reduction="sum")
         mlm_loss = (sums["mlm_loss"] / sums["mlm_total"].clamp(min=1)).item()
@@ -85,6 +86,10 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int):
                    "sequences": sums["sequences"].item()}
         if sums["nsp_total"] > 0:
             metrics["nsp_accuracy"] = (sums["nsp_correct"] / sums["nsp_total"]).item()
+            # The majority-class rate is the accuracy to beat: google's pair building gives
+            # more than half "random" pairs on corpora of short documents.
+            nsp_random = (sums["nsp_random"] / sums["nsp_total"]).item()
+            metrics["nsp_majority_baseline"] = max(nsp_random, 1.0 - nsp_random)
         return metrics
 
     return evaluate
