@@ -11,7 +11,8 @@ class FinetuneConfig:
     data_dir: str | None = field(default=None, metadata={"help": "folder holding glue/, squad/, conll2003/ "
                                                                  "(default: shared/data); 'hub' for GLUE online"})
     max_seq_length: int = 128
-    doc_stride: int = field(default=128, metadata={"help": "QA/NER: tokens shared by consecutive windows"})
+    doc_stride: int = field(default=32, metadata={"help": "QA/NER: tokens shared by consecutive windows "
+                                                            "(HF run_qa uses 128 at max_seq_length 384)"})
     max_query_length: int = 64
     n_best_size: int = 20
     max_answer_length: int = 30
