@@ -1,7 +1,8 @@
 """The from-scratch transformer core and the Hugging Face models built on it.
 
 Core (pure torch): embeddings, attention, blocks, stacks, cache.
-Models (thin `PreTrainedModel`s, registered with the Auto classes on import): bert, gpt.
+Models (thin `PreTrainedModel`s, registered with the Auto classes on import): bert,
+bert_heads, gpt, seq2seq.
 """
 from .configuration import SelfsupBertConfig, SelfsupGPTConfig
 from .bert import (SelfsupBertForMaskedLM, SelfsupBertForPreTraining, SelfsupBertModel,
@@ -9,3 +10,4 @@ from .bert import (SelfsupBertForMaskedLM, SelfsupBertForPreTraining, SelfsupBer
 from .gpt import SelfsupGPTForCausalLM
 from .bert_heads import (SelfsupBertForQuestionAnswering, SelfsupBertForSequenceClassification,
                          SelfsupBertForTokenClassification)
+from .seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
