@@ -1,0 +1,206 @@
+"""Fine-tuning: readers reject bad input, windows lose nothing, all four cases learn."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+
+import selfsup  # noqa: F401
+from selfsup.errors import InputError
+from selfsup.finetune import ner, qa
+from selfsup.finetune.config import FinetuneConfig
+from selfsup.finetune.readers import read_conll, read_squad, read_tsv
+from selfsup.finetune.run import build_features, run
+from selfsup.finetune.tasks import get_task
+from selfsup.modeling import SelfsupBertForSequenceClassification
+from selfsup.training import TrainingConfig
+
+HERE = Path(__file__).parent
+
+
+@pytest.fixture(scope="module")
+def tokenizer(minilm_path):
+    return AutoTokenizer.from_pretrained(minilm_path)
+
+
+@pytest.fixture(scope="module")
+def tiny_selfsup_bert(tmp_path_factory, minilm_path, tokenizer):
+    """A randomly initialised selfsup-bert with MiniLM's vocabulary, saved Hub-style."""
+    folder = tmp_path_factory.mktemp("tiny-selfsup-bert")
+    config = AutoConfig.for_model("selfsup-bert", vocab_size=tokenizer.vocab_size, hidden_size=64,
+                                  num_hidden_layers=2, num_attention_heads=2, intermediate_size=128)
+    torch.manual_seed(0)
+    from transformers import AutoModel
+    AutoModel.from_config(config).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return folder
+
+
+# -- readers: bad input names file and line -------------------------------------------------
+@pytest.mark.parametrize("content,message,line", [
+    ("sentence\tlabel\ngood movie\t1\nbad movie\t7\n", "unknown label '7'", 3),
+    ("sentence\tlabel\n\t1\n", "empty text", 2),
+    ("sentence\tlabel\ngood movie\n", "malformed row", 2),
+])
+def test_bad_tsv_rows_are_rejected_naming_file_and_line(tmp_path, content, message, line):
+    path = tmp_path / "train.tsv"
+    path.write_text(content)
+    with pytest.raises(InputError, match=message) as err:
+        read_tsv(path, text="sentence", label="label", labels=("0", "1"))
+    assert f"{path}:{line}" in str(err.value)
+
+
+def test_missing_column_is_rejected(tmp_path):
+    path = tmp_path / "dev.tsv"
+    path.write_text("sentence1\tlabel\na\t0\n")
+    with pytest.raises(InputError, match="missing column 'sentence2'"):
+        read_tsv(path, text="sentence1", pair="sentence2", label="label", labels=("0", "1"))
+
+
+def test_squad_answer_not_in_context_is_rejected_naming_the_question(tmp_path):
+    path = tmp_path / "dev.json"
+    path.write_text(json.dumps({"data": [{"title": "t", "paragraphs": [{"context": "Paris is in France.", "qas": [
+        {"id": "q7", "question": "Where?", "answers": [{"text": "Germany", "answer_start": 12}]}]}]}]}))
+    with pytest.raises(InputError, match="q7.*not found") as err:
+        read_squad(path)
+    assert str(path) in str(err.value)
+
+
+def test_conll_unknown_tag_and_malformed_line(tmp_path):
+    path = tmp_path / "train.txt"
+    path.write_text("EU NNP B-NP B-ORG\nrejects VBZ B-VP B-FOO\n")
+    with pytest.raises(InputError, match=r"train.txt:2.*unknown tag 'B-FOO'"):
+        read_conll(path, ("O", "B-ORG", "I-ORG"))
+    path.write_text("EU B-ORG\nrejects\n")
+    with pytest.raises(InputError, match=r"train.txt:2.*malformed"):
+        read_conll(path, ("O", "B-ORG", "I-ORG"))
+
+
+def test_every_glue_task_is_registered_and_typos_get_suggestions(shared_data):
+    for name in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "mnli_mismatched", "qnli", "rte", "wnli"):
+        get_task(f"glue/{name}")
+    assert get_task("glue/stsb").is_regression
+    assert len(get_task("glue/mrpc").read(None, "train")) == 3668
+    with pytest.raises(KeyError, match="did you mean"):
+        get_task("glue/mrcp")
+    with pytest.raises(InputError, match="MNLI"):
+        get_task("glue/mnli").read(None, "validation")  # not in shared/data: a clear message
+
+
+# -- windows lose nothing ---------------------------------------------------------------------
+def test_qa_windows_cover_every_context_token(shared_data, tokenizer):
+    examples = get_task("squad/v1.1").read(None, "validation")[:60]
+    columns = {k: [e[k] for e in examples] for k in examples[0]}
+    features = qa.prepare_features(columns, tokenizer, max_seq_length=96, doc_stride=24, max_query_length=32,
+                                   train=False)
+    assert len(features["input_ids"]) > len(examples)  # long contexts were split
+    for i, example in enumerate(examples):
+        context_tokens = tokenizer(example["context"], add_special_tokens=False, return_offsets_mapping=True)
+        wanted = {tuple(o) for o in context_tokens["offset_mapping"]}
+        covered = {tuple(o) for f, eid in enumerate(features["example_id"]) if eid == example["id"]
+                   for o in features["offset_mapping"][f] if o is not None}
+        assert wanted <= covered, example["id"]
+
+
+def test_qa_stride_is_validated_against_the_window():
+    with pytest.raises(InputError, match="doc_stride"):
+        qa.validate_windows(max_seq_length=128, doc_stride=100, max_query_length=64)
+
+
+def test_qa_training_labels_point_at_the_answer(shared_data, tokenizer):
+    examples = get_task("squad/v1.1").read(None, "validation")[:30]
+    columns = {k: [e[k] for e in examples] for k in examples[0]}
+    enc = qa.prepare_features(columns, tokenizer, 128, 32, 32, train=True)
+    found = 0
+    for ids, s, e in zip(enc["input_ids"], enc["start_positions"], enc["end_positions"]):
+        if s:
+            found += 1
+            text = tokenizer.decode(ids[s:e + 1])
+            assert text  # a non-empty span inside the window
+    assert found >= 30  # every question has at least one window holding its answer
+
+
+def test_ner_words_past_max_seq_length_are_predicted(tokenizer):
+    labels = ("O", "B-PER", "I-PER")
+    words = [f"word{i}" for i in range(150)]  # far more tokens than one window holds
+    tags = [i % 3 for i in range(150)]
+    features = ner.prepare_features({"tokens": [words], "tags": [tags]}, tokenizer, labels, max_seq_length=32,
+                                    stride=8, label_all_tokens=False)
+    assert len(features["input_ids"]) > 5
+    # Fake logits that "predict" each word's own gold tag: merging must recover all 150.
+    logits = np.zeros((len(features["input_ids"]), 32, 3))
+    for f, word_ids in enumerate(features["word_ids"]):
+        for k, w in enumerate(word_ids):
+            if w >= 0:
+                logits[f, k, tags[w]] = 1.0
+    assert ner.merge_predictions(features, logits, [150]) == [tags]
+
+
+def test_label_all_tokens_turns_b_into_i_after_the_first_piece(tokenizer):
+    labels = ("O", "B-PER", "I-PER")
+    f = ner.prepare_features({"tokens": [["Kuroro", "smiled"]], "tags": [[1, 0]]}, tokenizer, labels, 32, 8, True)
+    pieces = [l for l, w in zip(f["labels"][0], f["word_ids"][0]) if w == 0]
+    assert len(pieces) > 1 and pieces[0] == 1 and set(pieces[1:]) == {2}
+
+
+# -- the four cases learn, on selfsup-bert and on MiniLM -----------------------------------------
+WINDOWS = {"doc_stride": 16, "max_query_length": 24}
+CASES = [("glue/sst2", {}), ("glue/stsb", {}), ("ner/conll2003", WINDOWS), ("squad/dev_split", WINDOWS)]
+
+
+@pytest.mark.parametrize("task,extra", CASES, ids=[c[0] for c in CASES])
+@pytest.mark.parametrize("backbone", ["selfsup", "minilm"])
+def test_each_case_trains_and_its_loss_falls(request, tmp_path, shared_data, task, extra, backbone):
+    model = request.getfixturevalue("tiny_selfsup_bert" if backbone == "selfsup" else "minilm_path")
+    # One batch of 8 examples seen at every step: the loss must fall (dropout is the only noise).
+    cfg = FinetuneConfig(task=task, model_name_or_path=str(model), max_seq_length=64, max_train_samples=8,
+                         max_eval_samples=8, **extra)
+    steps = 20 if backbone == "selfsup" else 12  # a random-init model needs a few more steps
+    train = TrainingConfig(output_dir=str(tmp_path), max_steps=steps, per_device_train_batch_size=8,
+                           learning_rate=2e-3 if backbone == "selfsup" else 2e-4, warmup_steps=0,
+                           logging_steps=1, report_to="none", eval_steps=steps)
+    result = run(cfg, train)
+    losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
+              if '"loss"' in line]
+    assert np.mean(losses[-3:]) < 0.85 * np.mean(losses[:3]), losses
+    assert set(get_task(task).metrics) <= set(result["best"])
+    assert (tmp_path / "best" / "config.json").exists() and (tmp_path / "metrics.json").exists()
+
+
+def test_a_fine_tuned_folder_reloads_with_its_head_labels_and_tokenizer(tmp_path, shared_data, tiny_selfsup_bert):
+    cfg = FinetuneConfig(task="glue/rte", model_name_or_path=str(tiny_selfsup_bert), max_seq_length=64,
+                         max_train_samples=16, max_eval_samples=8)
+    run(cfg, TrainingConfig(output_dir=str(tmp_path), max_steps=2, per_device_train_batch_size=8, report_to="none"))
+    model = AutoModelForSequenceClassification.from_pretrained(tmp_path / "best")
+    assert isinstance(model, SelfsupBertForSequenceClassification)
+    assert model.config.id2label == {0: "entailment", 1: "not_entailment"}
+    assert AutoTokenizer.from_pretrained(tmp_path / "best").vocab_size == 30522
+    rows = (tmp_path / "predictions_validation.tsv").read_text().splitlines()
+    assert rows[0] == "index\tprediction" and len(rows) == 9 and rows[1].split("\t")[1] in model.config.label2id
+
+
+def _evaluate(model_dir, out: Path, processes: int) -> dict:
+    env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
+    multi = ["--multi_gpu"] if processes > 1 else []
+    cmd = [sys.executable, "-m", "accelerate.commands.launch", *multi, "--num_processes", str(processes),
+           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
+           str(HERE / "finetune_eval_script.py"), str(model_dir), str(out)]
+    result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(out.read_text())
+
+
+def test_evaluation_with_one_and_two_processes_gives_the_same_metrics(tmp_path, shared_data, tiny_selfsup_bert):
+    one = _evaluate(tiny_selfsup_bert, tmp_path / "one.json", 1)
+    two = _evaluate(tiny_selfsup_bert, tmp_path / "two.json", 2)
+    assert one["processes"] == 1 and two["processes"] == 2
+    assert one["rows"] == two["rows"] == 37  # no example counted twice
+    assert one["predictions"] == two["predictions"]
+    assert one["metrics"] == pytest.approx(two["metrics"])
