@@ -94,6 +94,7 @@ def main(args: list[str] | None = None) -> dict:
         print("Load it with:\n    import selfsup\n    from transformers import AutoModelForMaskedLM, pipeline\n"
               f"    fill = pipeline('fill-mask', model='{final_dir}')\n"
               f"    print(fill('The function returns a [MASK] of strings.'))")
+    accelerator.end_training()  # after the last collective (saving)
     return summary
 
 

@@ -112,6 +112,7 @@ def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path):
     one = _launch(tmp_path / "one", processes=1, batch=16, steps=4)
     two = _launch(tmp_path / "two", processes=2, batch=8, steps=4)
     assert one["num_processes"] == 1 and two["num_processes"] == 2  # really two processes
+    assert (tmp_path / "two" / "model" / "model.safetensors").exists()  # saving works after a 2-process train()
     assert one["learning_rates"] == two["learning_rates"]  # LR at step n, whatever the process count
     assert_same_weights(load_file(tmp_path / "one" / "weights.safetensors"),
                         load_file(tmp_path / "two" / "weights.safetensors"), atol=1e-5)

@@ -57,6 +57,7 @@ if __name__ == "__main__":
     out, batch, accumulation, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     trainer = make_trainer(out, batch, accumulation, steps)
     trainer.train()
+    trainer.save_model(f"{out}/model")  # collective after train(): the process group must still exist
     if trainer.accelerator.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
         save_file({k: v.clone() for k, v in model.state_dict().items()}, f"{out}/weights.safetensors")

@@ -172,7 +172,10 @@ class Trainer:
         summary = {"steps": self.state.step, "train_seconds": train_seconds,
                    "train_loss": next((h["loss"] for h in reversed(self.history) if "loss" in h), None),
                    "eval": final_eval}
-        acc.end_training()
+        # Trackers only: Accelerator.end_training() would also destroy the process group,
+        # and save_model() and evaluation after train() still need it.
+        for tracker in acc.trackers:
+            tracker.finish()
         return summary
 
     def _optimizer_step(self, window: list[dict]) -> None:
