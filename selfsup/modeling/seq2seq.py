@@ -222,11 +222,14 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
         if labels is not None:
             flat = labels.reshape(-1)
             keep = flat != -100
-            logp = logits.reshape(-1, logits.shape[-1]).log_softmax(-1) if not c.use_copy else \
-                logits.reshape(-1, logits.shape[-1])
-            picked = logp.gather(1, flat.clamp(min=0)[:, None]).squeeze(1)
-            # clamp: a target with zero probability (an OOV not in the source) gets a finite, large loss
-            nll = -(picked.clamp(min=-100.0) * keep).sum()
+            index = flat.clamp(min=0)[:, None]
+            if c.use_copy:
+                # log of the picked probability only: log(0) elsewhere would make 0·inf = NaN gradients.
+                # The floor gives a target with no mass (an OOV absent from the source) a finite loss.
+                picked = final.reshape(-1, final.shape[-1]).gather(1, index).squeeze(1).clamp_min(1e-30).log()
+            else:
+                picked = logits.reshape(-1, logits.shape[-1]).log_softmax(-1).gather(1, index).squeeze(1)
+            nll = -(picked * keep).sum()
             loss = nll
             if c.use_coverage:
                 cov_loss = coverage_loss(attn, cov_before, labels != -100)

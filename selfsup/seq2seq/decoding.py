@@ -26,7 +26,7 @@ class GenerationArguments:
     temperature: float = 1.0
     top_k: int = 0
     top_p: float = 1.0
-    seed: int = 0
+    sampling_seed: int = 0
 
 
 class ModelStepper:
@@ -103,7 +103,7 @@ def greedy_or_sample(stepper, batch_size: int, start_id: int, eos_id: int, args:
                      ) -> list[list[int]]:
     """Greedy (``do_sample=False``) or ancestral sampling with temperature, top-k and
     top-p. Returns each row's generated ids, up to and including ``[EOS]``."""
-    generator = torch.Generator(device="cpu").manual_seed(args.seed)
+    generator = torch.Generator(device="cpu").manual_seed(args.sampling_seed)
     tokens = torch.full((batch_size, 1), start_id, dtype=torch.long, device=stepper.device)
     done = torch.zeros(batch_size, dtype=torch.bool, device=stepper.device)
     for _ in range(args.max_new_tokens):

@@ -77,3 +77,20 @@ def mix_inputs(gold_inputs: torch.Tensor, predictions: torch.Tensor, p_gold: flo
     keep_gold = u < p_gold
     keep_gold[:, 0] = True
     return torch.where(keep_gold, gold_inputs, shifted)
+
+
+def scheduled_sampling_loss(model, batch: dict, p_gold: float, mode: str = "argmax",
+                            num_items_in_batch=None, generator: torch.Generator | None = None):
+    """Two-pass loss: pass one (no gradient) on gold inputs predicts every position, the
+    inputs are mixed per token (:func:`mix_inputs`), pass two is trained on the mix with
+    the gold labels. ``batch`` holds the model's inputs with ``labels`` (batch, tgt_len).
+    Returns pass two's output (``.loss``)."""
+    core = getattr(model, "module", model)  # DDP-wrapped or not
+    config = core.config
+    gold_inputs = core.shift_right(batch["labels"])
+    with torch.no_grad():
+        first = model(**batch, decoder_input_ids=gold_inputs, use_cache=False).logits
+    mixed = mix_inputs(gold_inputs, predicted_inputs(first, mode, generator), p_gold, generator)
+    # A copied OOV has no embedding row: the decoder reads it as [UNK], as for gold copies.
+    mixed = mixed.masked_fill(mixed >= config.vocab_size, config.unk_token_id)
+    return model(**batch, decoder_input_ids=mixed, use_cache=False, num_items_in_batch=num_items_in_batch)
