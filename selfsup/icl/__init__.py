@@ -1,0 +1,7 @@
+"""In-context (few-shot) evaluation of causal LMs, lm-evaluation-harness style.
+
+``tasks`` (declarative specs + registry), ``readers`` (raw files -> rows with line numbers),
+``fewshot`` (seeded demonstration sampling), ``requests`` (prompt rendering and
+tokenisation), ``scoring`` (naive and fast log-likelihoods), ``metrics``, ``harness``
+(one task end to end), ``results`` (json/jsonl/table/plot), ``config`` (CLI dataclass).
+"""

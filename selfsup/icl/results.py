@@ -1,0 +1,78 @@
+"""Outputs: stdout table, results.json with provenance, per-example JSONL, few-shot curve PNG."""
+from __future__ import annotations
+
+import dataclasses
+import json
+import platform
+import sys
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+from .harness import TaskResult
+from .tasks import TaskSpec
+
+PACKAGES = ("selfsup", "torch", "transformers", "tokenizers", "accelerate", "peft", "gguf", "numpy")
+
+
+def package_versions() -> dict[str, str | None]:
+    out = {}
+    for name in PACKAGES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = None
+    return out | {"python": platform.python_version()}
+
+
+def task_provenance(task: TaskSpec) -> dict:
+    return {k: v for k, v in dataclasses.asdict(task).items()}
+
+
+def table(results: list[TaskResult]) -> str:
+    lines = [f"{'task':<15} {'shots':>5} {'metric':<15} {'value':>7} {'stderr':>7} {'n':>6}", "-" * 60]
+    for r in results:
+        for name, value in r.metrics.items():
+            if name == "n" or name.endswith("_stderr"):
+                continue
+            lines.append(f"{r.task:<15} {r.num_fewshot:>5} {name:<15} {value:>7.4f} "
+                         f"{r.metrics[name + '_stderr']:>7.4f} {r.metrics['n']:>6}")
+    return "\n".join(lines)
+
+
+def write_results(output_dir: Path, results: list[TaskResult], tasks: dict[str, TaskSpec], provenance: dict) -> Path:
+    """``results.json`` plus ``samples_<task>_<k>shot.jsonl`` per (task, shots)."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    summary = {"provenance": provenance | {"packages": package_versions(), "command": sys.argv},
+               "tasks": {name: task_provenance(spec) for name, spec in tasks.items()},
+               "results": {}}
+    for r in results:
+        summary["results"].setdefault(r.task, {})[str(r.num_fewshot)] = r.metrics | {"seconds": round(r.seconds, 2)}
+        with open(output_dir / f"samples_{r.task}_{r.num_fewshot}shot.jsonl", "w", encoding="utf-8") as f:
+            for record in r.records:
+                f.write(json.dumps(record, ensure_ascii=False) + "\n")
+    path = output_dir / "results.json"
+    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    return path
+
+
+def plot_curve(results: list[TaskResult], path: Path, metric: str = "acc") -> Path:
+    """Accuracy against number of shots, one line per task, error bars = bootstrap stderr."""
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit("the few-shot curve needs matplotlib: pip install 'selfsup[plot]'") from None
+    matplotlib.use("Agg")  # files only: no display on servers
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6, 4))
+    for task in sorted({r.task for r in results}):
+        points = sorted((r.num_fewshot, r.metrics[metric], r.metrics[f"{metric}_stderr"]) for r in results if r.task == task)
+        ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
+                    capsize=3, label=task)
+    ax.set_xlabel("demonstrations (shots)")
+    ax.set_ylabel(metric)
+    ax.legend(fontsize="small")
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+    return path
