@@ -229,7 +229,7 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
                 picked = final.reshape(-1, final.shape[-1]).gather(1, index).squeeze(1).clamp_min(1e-30).log()
             else:
                 picked = logits.reshape(-1, logits.shape[-1]).log_softmax(-1).gather(1, index).squeeze(1)
-            nll = -(picked * keep).sum()
+            nll = -torch.where(keep, picked, 0.0).sum()  # where, not ×: ignored positions may be -inf
             loss = nll
             if c.use_coverage:
                 cov_loss = coverage_loss(attn, cov_before, labels != -100)
