@@ -2,6 +2,7 @@
 metrics JSON with provenance and a predictions file."""
 from __future__ import annotations
 
+import copy
 import csv
 import json
 import time
@@ -86,6 +87,22 @@ def add_lora(model, task: TaskSpec, cfg: FinetuneConfig):
     return get_peft_model(model, lora)
 
 
+def save_best(trainer: Trainer, path: Path, tokenizer) -> None:
+    """A plain Hub-style folder that reloads with its head, labels and tokenizer. LoRA
+    adapters are merged into a copy first: an adapter-only folder would reload the base
+    config (no ``id2label``) and need peft to be usable."""
+    model = trainer.accelerator.unwrap_model(trainer.model)
+    if not hasattr(model, "merge_and_unload"):
+        trainer.save_model(path, tokenizer)
+        return
+    trainer.accelerator.wait_for_everyone()
+    if trainer.accelerator.is_main_process:
+        merged = copy.deepcopy(model).merge_and_unload()
+        merged.save_pretrained(path, safe_serialization=True)
+        tokenizer.save_pretrained(path)
+    trainer.accelerator.wait_for_everyone()
+
+
 def _loss_share(count_key: str):
     """The model's mean loss, rescaled to its share of the window's total (exact under
     accumulation and multiple processes)."""
@@ -132,7 +149,7 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
         key = task.selection_metric
         if values[key] > best["value"]:
             best.update(value=values[key], metrics=values, step=trainer_ref["t"].state.step)
-            trainer_ref["t"].save_model(out_dir / "best", tokenizer)
+            save_best(trainer_ref["t"], out_dir / "best", tokenizer)
             if acc.is_main_process:
                 write_predictions(out_dir / "predictions_validation.tsv", eval_examples, predictions, task)
         return values
