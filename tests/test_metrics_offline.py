@@ -84,3 +84,24 @@ def test_metrics_are_found_by_name_with_suggestions():
     assert metrics.get("mcc") is matthews_corrcoef
     with pytest.raises(KeyError, match="did you mean 'accuracy'"):
         metrics.get("acuracy")
+
+
+def test_conll2003_entity_counts_match_the_published_ones_and_iob1_equals_iob2(shared_data):
+    """The HF conll2003 card's train counts (PER 6600, ORG 6321, LOC 7140, MISC 3438), and the
+    original IOB1 test file chunks to exactly the entities of its IOB2 conversion."""
+    from selfsup.finetune.readers import read_conll
+    from selfsup.tasks.conll2003 import LABELS
+
+    counts: dict[str, int] = {}
+    for sentence in read_conll(shared_data / "conll2003" / "train.txt", LABELS):
+        for kind, *_ in entities([LABELS[t] for t in sentence["tags"]], "IOB2"):
+            counts[kind] = counts.get(kind, 0) + 1
+    assert counts == {"PER": 6600, "ORG": 6321, "LOC": 7140, "MISC": 3438}
+    iob1 = read_conll(shared_data / "conll2003" / "original_iob1" / "eng.testb", LABELS)
+    iob2 = read_conll(shared_data / "conll2003" / "test.txt", LABELS)
+    assert len(iob1) == len(iob2) == 3453
+    for a, b in zip(iob1, iob2):
+        assert entities([LABELS[t] for t in a["tags"]], "IOB1") == entities([LABELS[t] for t in b["tags"]], "IOB2")
+    gold1 = [[LABELS[t] for t in s["tags"]] for s in iob1]
+    gold2 = [[LABELS[t] for t in s["tags"]] for s in iob2]
+    assert entity_f1(gold1, gold2, scheme="IOB1")["f1"] == 1.0
