@@ -1,0 +1,138 @@
+"""Fast scoring (shared context, KV-cache reuse, length batching) equals naive
+one-request-one-forward scoring, and both equal transformers' own loss."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
+
+import selfsup  # noqa: F401  (registers selfsup-gpt)
+from selfsup.icl.harness import evaluate_task
+from selfsup.icl.requests import Request, encode_pair
+from selfsup.icl.scoring import score_fast, score_naive
+from selfsup.icl.tasks import FORMATS, load_task_file
+
+
+def tiny_llama(vocab=260):
+    torch.manual_seed(0)
+    cfg = LlamaConfig(vocab_size=vocab, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
+                      num_key_value_heads=2, intermediate_size=37, max_position_embeddings=512)
+    return AutoModelForCausalLM.from_config(cfg).eval()
+
+
+def tiny_selfsup_gpt(vocab=260):
+    torch.manual_seed(0)
+    cfg = AutoConfig.for_model("selfsup-gpt", vocab_size=vocab, hidden_size=32, num_hidden_layers=2,
+                               num_attention_heads=4, intermediate_size=37, max_position_embeddings=512)
+    return AutoModelForCausalLM.from_config(cfg).eval()
+
+
+def byte_tokenizer():
+    """Byte-level, no merges: every character is a token, so choices span several tokens."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {c: i for i, c in enumerate(alphabet)} | {"<eos>": 256}
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    return PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
+
+
+def random_requests(n_contexts=9, seed=1):
+    """Contexts of 1..40 tokens, each with 1..4 choices of 1..6 tokens (single-token ones included)."""
+    g = torch.Generator().manual_seed(seed)
+    rand = lambda lo, hi: int(torch.randint(lo, hi, (1,), generator=g))  # noqa: E731
+    requests = []
+    for _ in range(n_contexts):
+        context = torch.randint(0, 256, (rand(1, 40),), generator=g).tolist()
+        requests += [Request(context, torch.randint(0, 256, (rand(1, 7),), generator=g).tolist())
+                     for _ in range(rand(1, 5))]
+    return requests
+
+
+def reference_logprob(model, r: Request) -> float:
+    """transformers' own shifted cross-entropy over the continuation tokens only."""
+    ids = torch.tensor([r.context + r.continuation])
+    labels = ids.clone()
+    labels[0, :len(r.context)] = -100
+    with torch.no_grad():
+        return -model(input_ids=ids, labels=labels).loss.item() * len(r.continuation)
+
+
+@pytest.mark.parametrize("build", [tiny_llama, tiny_selfsup_gpt], ids=["llama", "selfsup-gpt"])
+def test_naive_matches_transformers_loss_and_fast_matches_naive_at_every_batch_size(build):
+    model, requests = build(), random_requests()
+    naive = score_naive(model, requests)
+    for r, s in zip(requests[:6], naive):
+        assert s.logprob == pytest.approx(reference_logprob(model, r), abs=1e-4)
+    for batch_size in (1, 2, 3, 64):
+        fast = score_fast(model, requests, batch_size=batch_size, pad_token_id=7)
+        assert max(abs(a.logprob - b.logprob) for a, b in zip(naive, fast)) < 1e-4
+        assert [a.is_greedy for a in naive] == [b.is_greedy for b in fast]
+
+
+def test_greedy_flag_is_true_exactly_when_the_continuation_is_the_argmax_path():
+    model = tiny_llama()
+    context = [5, 17, 3]
+    greedy = []
+    with torch.no_grad():
+        for _ in range(3):
+            greedy.append(int(model(input_ids=torch.tensor([context + greedy])).logits[0, -1].argmax()))
+    other = greedy[:2] + [(greedy[2] + 1) % 256]
+    fast = score_fast(model, [Request(context, greedy), Request(context, other)], batch_size=2)
+    assert [s.is_greedy for s in fast] == [True, False]
+
+
+def test_leading_space_moves_from_context_to_continuation_as_in_lm_eval():
+    tok = byte_tokenizer()
+    with_space = encode_pair(tok, "Answer: ", "yes", max_length=512)
+    without = encode_pair(tok, "Answer:", " yes", max_length=512)
+    assert with_space == without
+    assert tok.decode(without.continuation) == " yes" and tok.decode(without.context) == "Answer:"
+    truncated = encode_pair(tok, "abcdefgh", " yes", max_length=6)
+    assert tok.decode(truncated.context) == "gh" and len(truncated.context + truncated.continuation) == 6
+
+
+@pytest.fixture
+def lengths_task(tmp_path):
+    """Choices of very different lengths, so acc and acc_norm can disagree."""
+    rows = [{"q": f"item {i}", "a": ["ok", "a much longer answer", "mid answer"], "y": i % 3} for i in range(7)]
+    (tmp_path / "lengths.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
+    if "lengths" not in FORMATS:
+        FORMATS.register("lengths", lambda row: {"q": row["q"], "choices": row["a"], "gold": row["y"]})
+    spec = tmp_path / "lengths.yaml"
+    spec.write_text(f"name: lengths\nversion: 1\nformat: lengths\ndata: {tmp_path / 'lengths.jsonl'}\n"
+                    'prompt: "Q: {q}\\nA:"\n')
+    return load_task_file(spec)
+
+
+def test_harness_records_are_identical_for_naive_fast_and_any_batch_size(lengths_task):
+    model, tok = tiny_llama(), byte_tokenizer()
+    runs = [evaluate_task(model, tok, lengths_task, 2, seed=3, scorer="naive", calibrate=True)]
+    runs += [evaluate_task(model, tok, lengths_task, 2, seed=3, scorer="fast", batch_size=b, calibrate=True)
+             for b in (1, 4)]
+    for run in runs[1:]:
+        for a, b in zip(runs[0].records, run.records):
+            assert a["fewshot_ids"] == b["fewshot_ids"] and a["prompts"] == b["prompts"]
+            assert a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-4)
+            assert a["content_free_logprobs"] == pytest.approx(b["content_free_logprobs"], abs=1e-4)
+        assert run.metrics == pytest.approx(runs[0].metrics)
+
+
+def test_acc_and_acc_norm_by_hand_on_a_tiny_model(lengths_task):
+    model, tok = tiny_llama(), byte_tokenizer()
+    result = evaluate_task(model, tok, lengths_task, 1, seed=0)
+    hand_acc, hand_norm = [], []
+    for record in result.records:
+        lls = []
+        for prompt, choice in zip(record["prompts"], record["choices"]):
+            r = Request(tok.encode(prompt), tok.encode(" " + choice))
+            lls.append(reference_logprob(model, r))
+        assert record["logprobs"] == pytest.approx(lls, abs=1e-4)
+        hand_acc.append(max(range(3), key=lambda i: lls[i]) == record["gold"])
+        hand_norm.append(max(range(3), key=lambda i: lls[i] / len(record["choices"][i])) == record["gold"])
+    assert result.metrics["acc"] == pytest.approx(sum(hand_acc) / 7)
+    assert result.metrics["acc_norm"] == pytest.approx(sum(hand_norm) / 7)
+    assert result.metrics["n"] == 7 and result.metrics["acc_stderr"] >= 0
