@@ -82,10 +82,11 @@ def run_dialogsum(args, out: Path) -> dict:
                                       num_attention_heads=4, intermediate_size=4 * args.hidden_size,
                                       hidden_dropout_prob=0.1, attention_probs_dropout_prob=0.1, **model_kw)
         data = Seq2SeqDataArguments(train_file=str(dialogsum.data_file("train")), source_column="dialogue",
-                                    target_column="summary", vocab_size=args.vocab_size, max_source_length=256,
+                                    target_column="summary", vocab_size=args.vocab_size,
+                                    max_source_length=args.max_source_length,
                                     max_target_length=64, max_train_samples=args.dialogsum_train)
         cfg = TrainingConfig(output_dir=str(folder), learning_rate=1e-3, warmup_steps=50,
-                             max_steps=args.dialogsum_steps, per_device_train_batch_size=16, report_to="none",
+                             max_steps=args.dialogsum_steps, per_device_train_batch_size=args.batch_size, report_to="none",
                              seed=args.seed, logging_steps=50)
         summary = train(model, data, ss, decoders["greedy"], cfg)
         results[name] = {"train_seconds": round(summary["train"]["train_seconds"], 1),
@@ -118,6 +119,8 @@ def main() -> None:
     p.add_argument("--dialogsum_test", type=int, default=None, help="test examples (default: all 500)")
     p.add_argument("--hidden_size", type=int, default=128)
     p.add_argument("--vocab_size", type=int, default=8000)
+    p.add_argument("--max_source_length", type=int, default=256, help="dialogue words kept (truncated after)")
+    p.add_argument("--batch_size", type=int, default=16)
     p.add_argument("--ss_k", type=float, default=50.0)
     p.add_argument("--only", nargs="*", help="DialogSum variants to run (default: all)")
     p.add_argument("--skip_names", action="store_true")

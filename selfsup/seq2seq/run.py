@@ -36,6 +36,8 @@ class Seq2SeqDataArguments:
                                                                   "(the first is trained on)"})
     eval_target_column: str | None = field(default=None, metadata={"help": "reference columns of the "
                                                                             "validation/test files if they differ"})
+    test_target_column: str | None = field(default=None, metadata={"help": "reference columns of the test "
+                                                                            "file (default: eval_target_column)"})
     max_source_length: int = 256
     max_target_length: int = 64
     # A cap below the train vocabulary is the point: rare words (names) stay OOV and must be copied.
@@ -197,7 +199,8 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
     out_dir = Path(train_config.output_dir)
     trainer.save_model(out_dir, tokenizer.hf)
     if data_args.test_file and trainer.accelerator.is_main_process:
-        test = read_pairs(data_args.test_file, data_args.source_column, eval_target)[: data_args.max_eval_samples]
+        test_target = _columns(data_args.test_target_column) if data_args.test_target_column else eval_target
+        test = read_pairs(data_args.test_file, data_args.source_column, test_target)[: data_args.max_eval_samples]
         model = trainer.accelerator.unwrap_model(trainer.model)
         preds = predict(model, tokenizer, test, gen_args, train_config.per_device_eval_batch_size,
                         data_args.max_source_length)
