@@ -34,6 +34,9 @@ GLUE = {
     "rte": ("RTE", "pair", dict(text="sentence1", pair="sentence2", label="label"), NLI2, ("accuracy",), {}),
     "wnli": ("WNLI", "pair", dict(text="sentence1", pair="sentence2", label="label"), BINARY, ("accuracy",), {}),
 }
+# File names the GLUE server expects in a submission zip.
+SUBMISSION = {"cola": "CoLA", "sst2": "SST-2", "mrpc": "MRPC", "stsb": "STS-B", "qqp": "QQP", "mnli": "MNLI-m",
+              "mnli_mismatched": "MNLI-mm", "qnli": "QNLI", "rte": "RTE", "wnli": "WNLI"}
 HUB_NAMES = {"mnli_mismatched": "mnli"}
 HUB_SPLITS = {("mnli", "validation"): "validation_matched", ("mnli_mismatched", "validation"): "validation_mismatched",
               ("mnli", "test"): "test_matched", ("mnli_mismatched", "test"): "test_mismatched"}
@@ -67,4 +70,5 @@ def _read_hub(name: str, split: str, labels) -> list[dict]:  # pragma: no cover 
 
 for _name, (_folder, _case, _cols, _labels, _metrics, _files) in GLUE.items():
     register(TaskSpec(name=f"glue/{_name}", case=_case, metrics=_metrics, labels=_labels,
-                      read=partial(_read, _name), splits=("train", "validation", "test"), version="glue-1"))
+                      read=partial(_read, _name), splits=("train", "validation", "test"), version="glue-1",
+                      options={"submission": SUBMISSION[_name]}))

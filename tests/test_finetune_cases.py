@@ -224,3 +224,27 @@ def test_lora_trains_only_adapters_and_head_and_saves_a_merged_reloadable_folder
                                base.bert.embeddings.word_embeddings.weight)  # frozen
     qkv = "encoder.layers.0.attention.qkv.weight"
     assert not torch.equal(tuned.bert.state_dict()[qkv], base.bert.state_dict()[qkv])  # adapter merged in
+
+
+def test_glue_test_split_gets_a_submission_file_from_the_best_checkpoint(tmp_path, shared_data, tiny_selfsup_bert):
+    """A GLUE folder with test.tsv (the layout download_glue_data.py makes) yields RTE.tsv:
+    ``index<TAB>prediction`` for every test row, predicted by the reloaded best checkpoint."""
+    rte = tmp_path / "glue" / "RTE"
+    rte.mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        rows = (shared_data / "glue" / "RTE" / name).read_text().splitlines()[:17]
+        (rte / name).write_text("\n".join(rows) + "\n")
+    dev = [r.split("\t") for r in (rte / "dev.tsv").read_text().splitlines()[1:]]
+    (rte / "test.tsv").write_text("index\tsentence1\tsentence2\n" +
+                                  "".join(f"{i}\t{r[1]}\t{r[2]}\n" for i, r in enumerate(dev[:5])))
+    cfg = FinetuneConfig(task="glue/rte", model_name_or_path=str(tiny_selfsup_bert), data_dir=str(tmp_path),
+                         max_seq_length=64)
+    out = tmp_path / "out"
+    result = run(cfg, TrainingConfig(output_dir=str(out), max_steps=2, per_device_train_batch_size=8,
+                                     report_to="none"))
+    rows = [r.split("\t") for r in (out / "RTE.tsv").read_text().splitlines()]
+    assert result["submission"] == str(out / "RTE.tsv")
+    assert rows[0] == ["index", "prediction"] and [r[0] for r in rows[1:]] == ["0", "1", "2", "3", "4"]
+    # The test rows are the first five dev rows: the best model must predict them alike.
+    validation = [r.split("\t") for r in (out / "predictions_validation.tsv").read_text().splitlines()[1:]]
+    assert [r[1] for r in rows[1:]] == [r[1] for r in validation[:5]]

@@ -36,15 +36,22 @@ def predict(model, accelerator, features, collator, batch_size: int, keys: tuple
     return result
 
 
+def classify(task, logits: np.ndarray, names: bool = True) -> list:
+    """Predictions from ``logits`` (num_examples, num_labels): scores for regression, else
+    label names (or indices with ``names=False``)."""
+    if task.is_regression:
+        return logits[:, 0].tolist()
+    ids = logits.argmax(-1).tolist()
+    return [task.labels[i] for i in ids] if names else ids
+
+
 def score(task, examples, features, outputs: dict[str, np.ndarray], cfg) -> tuple[dict, list]:
     """Metrics and per-example predictions (label names, scores, answer texts or tag lists)."""
     if task.case in ("sequence", "pair"):
-        logits = outputs["logits"]
         refs = [e["label"] for e in examples]
-        preds = logits[:, 0].tolist() if task.is_regression else logits.argmax(-1).tolist()
+        preds = classify(task, outputs["logits"], names=False)
         values = {name: metrics.get(name)(preds, refs) for name in task.metrics}
-        shown = preds if task.is_regression else [task.labels[p] for p in preds]
-        return values, shown
+        return values, classify(task, outputs["logits"])
     if task.case == "token":
         words = ner.merge_predictions(features, outputs["logits"], [len(e["tokens"]) for e in examples])
         pred_tags = [[task.labels[t] for t in w] for w in words]

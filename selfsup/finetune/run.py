@@ -175,9 +175,35 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
               "wall_seconds": time.time() - start, "model": model_source, "model_path": cfg.model_name_or_path, "finetune": asdict(cfg),
               "training": asdict(train_cfg), "num_processes": accelerator.num_processes,
               "versions": _versions()}
+    if task.options.get("submission"):
+        submission = write_submission(task, cfg, train_cfg, accelerator, tokenizer, collator)
+        result["submission"] = None if submission is None else str(submission)
     if accelerator.is_main_process:
         (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
+
+
+def write_submission(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingConfig, accelerator, tokenizer,
+                     collator) -> Path | None:
+    """Test-set predictions of the best checkpoint as ``<output_dir>/<Task>.tsv``, the name and
+    format the GLUE server expects; None, said aloud, when the test file is absent."""
+    try:
+        examples = load_examples(task, cfg, "test", None)
+    except InputError as e:
+        if e.path is None or Path(e.path).exists():
+            raise  # a malformed test file is an error, not a missing one
+        accelerator.print(f"{task.name}: no test split, so no submission file ({e})")
+        return None
+    with accelerator.main_process_first():
+        features = build_features(task, examples, tokenizer, cfg, train=False)
+    out_dir = Path(train_cfg.output_dir)
+    model = accelerator.prepare(AUTO_CLASS[task.case].from_pretrained(out_dir / "best"))
+    outputs = evaluation.predict(model, accelerator, features, collator, train_cfg.per_device_eval_batch_size,
+                                 ("logits",))
+    path = out_dir / f"{task.options['submission']}.tsv"
+    if accelerator.is_main_process:
+        write_predictions(path, examples, evaluation.classify(task, outputs["logits"]), task)
+    return path
 
 
 def write_predictions(path: Path, examples: list[dict], predictions: list, task: TaskSpec) -> None:
