@@ -15,7 +15,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
+from accelerate.utils import set_seed
 from transformers import AutoModelForPreTraining
 
 import selfsup  # noqa: F401  (registers selfsup-bert)
@@ -25,7 +25,7 @@ from selfsup.pretrain.config import DataConfig, ModelConfig
 from selfsup.pretrain.data import build_pretraining_data, load_documents
 from selfsup.pretrain.instances import InstanceConfig
 from selfsup.pretrain.masking import MaskingCollator
-from selfsup.pretrain.model_card import write_model_card
+from selfsup.pretrain.model_card import package_versions, write_model_card
 from selfsup.pretrain.objective import count_targets, make_evaluate_fn, pretraining_loss
 from selfsup.pretrain.tokenizer import load_tokenizer, train_wordpiece
 from selfsup.training import Trainer, TrainingConfig
@@ -61,6 +61,7 @@ def main(args: list[str] | None = None) -> dict:
     accelerator.print(f"{data.num_documents} documents -> {len(data.train)} training and "
                       f"{len(data.eval)} held-out sequences ({time.time() - start:.0f}s)")
 
+    set_seed(train_cfg.seed)  # the initial weights too are a function of the seed
     if model_cfg.model_name_or_path:
         model = AutoModelForPreTraining.from_pretrained(model_cfg.model_name_or_path)
     else:
@@ -81,7 +82,7 @@ def main(args: list[str] | None = None) -> dict:
     final_dir = trainer.save_model(out_dir / "model", tokenizer)
     summary.update(wall_seconds=time.time() - start, model_dir=str(final_dir), num_processes=accelerator.num_processes,
                    train_sequences=len(data.train), eval_sequences=len(data.eval), data=asdict(data_cfg),
-                   model=asdict(model_cfg), training=asdict(train_cfg), torch=torch.__version__)
+                   model=asdict(model_cfg), training=asdict(train_cfg), versions=package_versions())
     if accelerator.is_main_process:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_model_card(final_dir, summary)

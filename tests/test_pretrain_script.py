@@ -9,11 +9,13 @@ from pathlib import Path
 
 import pytest
 import torch
+from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, BertForPreTraining, pipeline
 
 import selfsup  # noqa: F401
 from selfsup.errors import InputError
 from selfsup.modeling import SelfsupBertForMaskedLM, SelfsupBertForPreTraining
+from selfsup.pretrain.tokenizer import train_wordpiece
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("pretrain_script", ROOT / "scripts" / "pretrain.py")
@@ -60,7 +62,10 @@ def test_the_result_is_a_hub_style_folder_loadable_by_auto_classes(trained):
     top = fill("the colour of the sky is [MASK].")[0]
     # It learned the slot: one of the corpus' six adjectives, not a frequent word like "the".
     assert top["token_str"] in {"blue", "loud", "sour", "round", "small", "fast"}, top
-    assert json.loads((out / "run" / "summary.json").read_text())["steps"] == 600
+    recorded = json.loads((out / "run" / "summary.json").read_text())
+    assert recorded["steps"] == 600
+    assert recorded["versions"]["torch"] == torch.__version__  # provenance, also in the model card
+    assert torch.__version__ in (model_dir / "README.md").read_text()
     assert (out / "run" / "checkpoints" / "step-00000600").is_dir()
 
 
@@ -79,3 +84,21 @@ def test_missing_corpus_fails_naming_the_file(tmp_path):
     missing = tmp_path / "nope.txt"
     with pytest.raises(InputError, match="nope.txt"):
         pretrain.main(["--corpus", str(missing), "--output_dir", str(tmp_path / "run"), "--report_to", "none"])
+
+
+def test_the_same_seed_and_tokenizer_give_the_same_model(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    # One tokenizer for both runs: `tokenizers`' WordPiece trainer breaks frequency ties in
+    # hash order, so two trainings on the same text can number (even pick) tokens differently.
+    train_wordpiece(CORPUS.split("\n"), vocab_size=200).save_pretrained(tmp_path / "tokenizer")
+    runs = []
+    for name in ("a", "b"):
+        summary = pretrain.main([
+            "--corpus", str(corpus), "--output_dir", str(tmp_path / name), "--tokenizer_name", str(tmp_path / "tokenizer"),
+            "--max_seq_length", "32", "--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2",
+            "--intermediate_size", "64", "--eval_documents", "0", "--max_steps", "3", "--report_to", "none"])
+        runs.append(load_file(Path(summary["model_dir"]) / "model.safetensors"))
+    assert runs[0].keys() == runs[1].keys()
+    for key in runs[0]:
+        torch.testing.assert_close(runs[0][key], runs[1][key], atol=0, rtol=0, msg=key)

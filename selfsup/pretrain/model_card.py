@@ -2,7 +2,16 @@
 from __future__ import annotations
 
 import json
+import platform
+from importlib.metadata import version
 from pathlib import Path
+
+
+def package_versions() -> dict[str, str]:
+    """The versions a result depends on (provenance for the card and summary.json)."""
+    return {"python": platform.python_version(),
+            **{name: version(name) for name in ("selfsup", "torch", "transformers", "accelerate", "datasets",
+                                                "tokenizers")}}
 
 
 def write_model_card(folder: str | Path, summary: dict) -> Path:
@@ -38,10 +47,22 @@ fill = pipeline("fill-mask", model="{folder}")
 {json.dumps({k: config[k] for k in ('hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'vocab_size', 'max_position_embeddings', 'pre_layer_norm') if k in config}, indent=2)}
 ```
 
+## Data config
+
+```json
+{json.dumps(summary['data'], indent=2)}
+```
+
 ## Training config
 
 ```json
 {json.dumps(summary['training'], indent=2)}
+```
+
+## Versions
+
+```json
+{json.dumps(summary['versions'], indent=2)}
 ```
 """
     path = folder / "README.md"
