@@ -116,16 +116,26 @@ def test_qa_stride_is_validated_against_the_window():
 
 
 def test_qa_training_labels_point_at_the_answer(shared_data, tokenizer):
-    examples = get_task("squad/v1.1").read(None, "validation")[:30]
-    columns = {k: [e[k] for e in examples] for k in examples[0]}
-    enc = qa.prepare_features(columns, tokenizer, 128, 32, 32, train=True)
-    found = 0
-    for ids, s, e in zip(enc["input_ids"], enc["start_positions"], enc["end_positions"]):
-        if s:
-            found += 1
-            text = tokenizer.decode(ids[s:e + 1])
-            assert text  # a non-empty span inside the window
-    assert found >= 30  # every question has at least one window holding its answer
+    """Every question has a window whose start/end labels span exactly its answer's tokens;
+    windows without the whole answer point at [CLS]."""
+    def squash(text):  # the uncased tokenizer's view of a text, without spaces or ##
+        return "".join(tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]).split())
+
+    for example in get_task("squad/v1.1").read(None, "validation")[:30]:
+        columns = {k: [example[k]] for k in example}
+        enc = qa.prepare_features(columns, tokenizer, 128, 32, 32, train=True)
+        answer = squash(example["answers"]["text"][0])
+        labelled = 0
+        for ids, s, e in zip(enc["input_ids"], enc["start_positions"], enc["end_positions"]):
+            assert (s == 0) == (e == 0)
+            if s == 0:
+                continue
+            labelled += 1
+            text = lambda a, b: "".join(tokenizer.decode(ids[a:b]).split())  # noqa: E731
+            # The span holds the answer, and is the smallest that does ("gold" → "golden").
+            assert answer in text(s, e + 1), (answer, text(s, e + 1))
+            assert s == e or (answer not in text(s + 1, e + 1) and answer not in text(s, e))
+        assert labelled, example["id"]
 
 
 def test_ner_words_past_max_seq_length_are_predicted(tokenizer):
