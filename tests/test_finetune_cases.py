@@ -258,3 +258,24 @@ def test_glue_test_split_gets_a_submission_file_from_the_best_checkpoint(tmp_pat
     # The test rows are the first five dev rows: the best model must predict them alike.
     validation = [r.split("\t") for r in (out / "predictions_validation.tsv").read_text().splitlines()[1:]]
     assert [r[1] for r in rows[1:]] == [r[1] for r in validation[:5]]
+
+
+def test_script_runs_every_available_glue_task_and_prints_one_table(tmp_path, shared_data, tiny_selfsup_bert,
+                                                                   capsys):
+    sys.path.insert(0, str(HERE.parent / "scripts"))
+    try:
+        import finetune as script
+    finally:
+        sys.path.pop(0)
+    results = script.main(["--task", "glue/all", "--model_name_or_path", str(tiny_selfsup_bert),
+                           "--output_dir", str(tmp_path), "--max_train_samples", "8", "--max_eval_samples", "8",
+                           "--max_seq_length", "32", "--max_steps", "1", "--report_to", "none"])
+    ran = {r["task"] for r in results}
+    # shared/data lacks MNLI, QQP and the QNLI train split: those are reported and skipped.
+    assert ran == {"glue/cola", "glue/sst2", "glue/mrpc", "glue/stsb", "glue/rte", "glue/wnli"}
+    printed = capsys.readouterr().out
+    for skipped in ("glue/mnli", "glue/mnli_mismatched", "glue/qqp", "glue/qnli"):
+        assert f"skipping {skipped}:" in printed
+    table = printed[printed.index("task "):]
+    assert "glue/stsb" in table and "pearson" in table and "mcc" in table
+    assert all((tmp_path / r["task"].split("/")[1] / "metrics.json").exists() for r in results)
