@@ -11,6 +11,7 @@ from pathlib import Path
 
 import torch
 import transformers
+from accelerate.utils import set_seed
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
@@ -147,6 +148,7 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
     ``output_dir`` and returns {"train": …, "validation": metrics, "test": metrics}."""
     if data_args.train_file is None:
         raise ValueError("--train_file is required")
+    set_seed(train_config.seed)  # before the model is built: its initialisation is part of the run
     target = _columns(data_args.target_column)
     eval_target = _columns(data_args.eval_target_column) if data_args.eval_target_column else target
     train_pairs = read_pairs(data_args.train_file, data_args.source_column, target)[: data_args.max_train_samples]
