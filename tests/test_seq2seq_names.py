@@ -50,6 +50,12 @@ def test_tiny_copy_model_learns_the_names_task(tmp_path, one_thread):
     again = predict(model, tok, [Pair(r["source"], r["references"]) for r in rows],
                     GenerationArguments(max_new_tokens=16), progress=False)
     assert again == [r["prediction"] for r in rows]
+    # scripts/generate.py on the same folder, with beam search: the names come back from the source
+    import generate as generate_script
+    beams = generate_script.main(["--model_name_or_path", str(out), "--input_file", str(files["test"]),
+                                  "--num_beams", "2", "--output_file", str(tmp_path / "beam.jsonl")])
+    hits = sum(n in p.split() for n, p in zip(test_names, beams))
+    assert hits >= 0.9 * len(test_names)
     assert (out / "results.json").exists() and "versions" in json.loads((out / "results.json").read_text())["provenance"]
 
 
