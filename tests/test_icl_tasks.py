@@ -127,6 +127,7 @@ def test_a_user_task_file_is_one_small_definition(toy_task):
     ("output_type: generate\n", "field 'output_type': output_type must be one of"),
     ("format: tyo\n", "field 'format': .*did you mean 'toy'"),
     ("prompt: 'Q: {q'\n", "field 'prompt': bad template"),
+    ("metrics: [acc, accuracy]\n", "field 'metrics': unknown ICL metric 'accuracy'"),
 ])
 def test_bad_task_files_are_rejected_naming_the_field(toy_task, change, message):
     text = toy_task.read_text()

@@ -87,7 +87,7 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
         from accelerate.utils import gather_object
         records = sorted(gather_object(records), key=lambda r: r["index"])
 
-    names = REPORTED[task.output_type] + (["acc_calibrated"] if calibrate and task.output_type == "multiple_choice" else [])
+    names = list(task.metrics or REPORTED[task.output_type]) + (["acc_calibrated"] if calibrate and task.output_type == "multiple_choice" else [])
     metrics = {}
     for name in names:
         values = [METRICS.get(name)(r) for r in records]

@@ -11,6 +11,7 @@ document ``{"id", "choices", "gold", **template fields}``; everything else is da
     data: icl/copa/val.jsonl            # relative to the shared data folder, or absolute
     fewshot_data: icl/copa/train.jsonl  # omitted: the evaluated split, minus the example itself
     output_type: multiple_choice        # or: target (log-likelihood + greedy match)
+    metrics: [acc, acc_norm]            # optional; default: all of the output type's metrics
     prompt: "{premise} {connector}"     # str.format over the document (+ {choice})
     continuation: "{choice}"            # what is scored after target_delimiter
     target_delimiter: " "
@@ -58,6 +59,7 @@ class TaskSpec:
     labels: str | None = None           # side file of labels, one per line (PIQA, WinoGrande)
     fewshot_labels: str | None = None
     description: str = ""                # printed once before the demonstrations
+    metrics: tuple[str, ...] | None = None  # default: every metric of the output type
     source: str = field(default="", compare=False)  # the YAML it came from (provenance)
 
     def resolve(self, relative: str) -> Path:
@@ -132,6 +134,15 @@ def load_task_file(path: str | Path) -> TaskSpec:
     if spec.get("output_type", "multiple_choice") not in OUTPUT_TYPES:
         raise InputError(f"output_type must be one of {OUTPUT_TYPES}, got {spec['output_type']!r}",
                          path=path, field="output_type")
+    if "metrics" in spec:
+        from .metrics import METRICS
+        for name in spec["metrics"] or []:
+            if name not in METRICS:
+                try:
+                    METRICS.get(name)
+                except KeyError as e:
+                    raise InputError(str(e.args[0]), path=path, field="metrics") from None
+        spec["metrics"] = tuple(spec["metrics"])
     for key in ("prompt", "continuation"):
         if key in spec:
             try:
