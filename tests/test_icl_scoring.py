@@ -136,3 +136,25 @@ def test_acc_and_acc_norm_by_hand_on_a_tiny_model(lengths_task):
     assert result.metrics["acc"] == pytest.approx(sum(hand_acc) / 7)
     assert result.metrics["acc_norm"] == pytest.approx(sum(hand_norm) / 7)
     assert result.metrics["n"] == 7 and result.metrics["acc_stderr"] >= 0
+
+
+@pytest.mark.slow  # three interpreter start-ups (accelerate launch with 2 processes, then 1)
+def test_two_processes_score_each_example_once_with_the_same_results(shared_data, tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    tiny_llama().save_pretrained(tmp_path / "model")
+    byte_tokenizer().save_pretrained(tmp_path / "model")
+    script = Path(__file__).parent.parent / "scripts" / "icl_eval.py"
+    flags = ["--model", str(tmp_path / "model"), "--tasks", "copa", "--num_fewshot", "1", "--limit", "7"]
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1"}
+    subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--cpu", "--num_processes", "2",
+                    str(script), *flags, "--output_dir", str(tmp_path / "dp")], check=True, env=env)
+    subprocess.run([sys.executable, str(script), *flags, "--output_dir", str(tmp_path / "sp")], check=True, env=env)
+    read = lambda d: [json.loads(line) for line in (tmp_path / d / "samples_copa_1shot.jsonl").read_text().splitlines()]  # noqa: E731
+    two, one = read("dp"), read("sp")
+    assert [r["index"] for r in two] == list(range(7))  # 7 odd: one process gets 4, the other 3
+    for a, b in zip(two, one):
+        assert a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-5) and a["fewshot_ids"] == b["fewshot_ids"]
