@@ -7,6 +7,7 @@ import logging
 import time
 from dataclasses import dataclass
 
+from ..errors import InputError
 from .fewshot import sample_demonstrations
 from .metrics import METRICS, REPORTED, bootstrap_stderr
 from .requests import build_pairs, encode_pair, render
@@ -14,7 +15,6 @@ from .scoring import score_fast, score_naive
 from .tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
-SCORERS = {"fast": score_fast, "naive": score_naive}
 CONTENT_FREE = "N/A"
 
 
@@ -29,7 +29,7 @@ class TaskResult:
 
 def content_free(doc: dict) -> dict:
     """The document with every text field (not the choices) replaced by "N/A"."""
-    return {k: (CONTENT_FREE if isinstance(v, str) and k not in ("id",) else v) for k, v in doc.items()}
+    return {k: (CONTENT_FREE if isinstance(v, str) and k != "id" else v) for k, v in doc.items()}
 
 
 def max_context_length(model, tokenizer, override: int | None) -> int:
@@ -42,6 +42,8 @@ def max_context_length(model, tokenizer, override: int | None) -> int:
 def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int = 1234, limit: int | None = None,
                   batch_size: int = 8, scorer: str = "fast", calibrate: bool = False, max_length: int | None = None,
                   bootstrap_iters: int = 1000, accelerator=None, progress: bool = False) -> TaskResult:
+    if scorer not in ("fast", "naive"):
+        raise InputError(f"unknown scorer {scorer!r}: use 'fast' or 'naive'", field="scorer")
     start = time.perf_counter()
     docs = task.load_docs()
     # Without a separate fewshot split, demonstrations come from the whole evaluated split.
@@ -71,7 +73,7 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
     if scorer == "fast":
         scores = score_fast(model, requests, batch_size=batch_size, pad_token_id=pad, progress=progress)
     else:
-        scores = SCORERS[scorer](model, requests, progress=progress)
+        scores = score_naive(model, requests, progress=progress)
     pos = 0
     for record in records:
         n = len(record.pop("_requests"))
@@ -95,9 +97,9 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
             r[name] = v
         metrics[name] = sum(values) / len(values)
         metrics[f"{name}_stderr"] = bootstrap_stderr(values, bootstrap_iters, seed)
-    for r in records:
-        if task.output_type == "multiple_choice":
-            r["prediction"] = max(range(len(r["logprobs"])), key=r["logprobs"].__getitem__)
+    for r in records:  # multiple choice: the argmax choice; target: whether greedy decoding gives it
+        r["prediction"] = (max(range(len(r["logprobs"])), key=r["logprobs"].__getitem__)
+                           if task.output_type == "multiple_choice" else r["is_greedy"][0])
     metrics["n"] = len(records)
     seconds = time.perf_counter() - start
     logger.info("%s %d-shot: %s (%.1fs)", task.name, num_fewshot, metrics, seconds)
