@@ -158,3 +158,21 @@ def test_two_processes_score_each_example_once_with_the_same_results(shared_data
     assert [r["index"] for r in two] == list(range(7))  # 7 odd: one process gets 4, the other 3
     for a, b in zip(two, one):
         assert a["logprobs"] == pytest.approx(b["logprobs"], abs=1e-5) and a["fewshot_ids"] == b["fewshot_ids"]
+
+
+def test_a_peft_adapter_is_applied_on_top_of_the_base_model(tmp_path):
+    from peft import LoraConfig, get_peft_model
+
+    from selfsup.icl.models import load_model
+
+    base = tiny_llama()
+    base.save_pretrained(tmp_path / "base")
+    byte_tokenizer().save_pretrained(tmp_path / "base")
+    torch.manual_seed(1)  # init_lora_weights=False: a non-zero adapter, so it visibly changes the logits
+    adapted = get_peft_model(tiny_llama(), LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapted.save_pretrained(tmp_path / "adapter")
+    loaded, _ = load_model(str(tmp_path / "base"), peft=str(tmp_path / "adapter"))
+    ids = torch.tensor([[1, 2, 3, 4, 5]])
+    with torch.no_grad():
+        assert torch.allclose(loaded(input_ids=ids).logits, adapted.eval()(input_ids=ids).logits, atol=1e-5)
+        assert not torch.allclose(loaded(input_ids=ids).logits, base(input_ids=ids).logits, atol=1e-3)
