@@ -279,3 +279,14 @@ def test_script_runs_every_available_glue_task_and_prints_one_table(tmp_path, sh
     table = printed[printed.index("task "):]
     assert "glue/stsb" in table and "pearson" in table and "mcc" in table
     assert all((tmp_path / r["task"].split("/")[1] / "metrics.json").exists() for r in results)
+
+
+@pytest.mark.parametrize("path", sorted((HERE.parent / "configs" / "finetune").glob("*.yaml")), ids=lambda p: p.stem)
+def test_every_finetune_config_parses_into_a_registered_task_with_valid_windows(path):
+    from selfsup.cli import parse_config
+
+    cfg, train_cfg = parse_config((FinetuneConfig, TrainingConfig), ["--config", str(path)])
+    task = get_task(cfg.task)
+    if task.case == "span":
+        qa.validate_windows(cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length)
+    assert cfg.model_name_or_path and train_cfg.learning_rate > 0
