@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -10,24 +11,40 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, BertForPreTraining, pipeline
+from tokenizers import Tokenizer, models, normalizers, pre_tokenizers, processors
+from transformers import (AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer, BertForPreTraining,
+                          PreTrainedTokenizerFast, pipeline)
 
 import selfsup  # noqa: F401
 from selfsup.errors import InputError
 from selfsup.modeling import SelfsupBertForMaskedLM, SelfsupBertForPreTraining
-from selfsup.pretrain.tokenizer import train_wordpiece
+from selfsup.pretrain.tokenizer import SPECIAL_TOKENS
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("pretrain_script", ROOT / "scripts" / "pretrain.py")
 pretrain = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(pretrain)
 
-# Six short "documents" of repeated facts: a tiny model can memorise them.
+# Six short "documents" of repeated facts about (attribute, thing, value).
+FACTS = [("colour", "sky", "blue"), ("sound", "bell", "loud"), ("taste", "lemon", "sour"),
+         ("shape", "ball", "round"), ("size", "ant", "small"), ("speed", "hare", "fast")]
 CORPUS = "\n\n".join(
     "\n".join([f"The {a} of the {b} is {c}.", f"Everyone knows the {b} is {c}.", f"A {c} {b} is common.",
                f"Ask anyone about the {a} of the {b}."])
-    for a, b, c in [("colour", "sky", "blue"), ("sound", "bell", "loud"), ("taste", "lemon", "sour"),
-                    ("shape", "ball", "round"), ("size", "ant", "small"), ("speed", "hare", "fast")])
+    for a, b, c in FACTS)
+
+
+def word_level_tokenizer(text: str) -> PreTrainedTokenizerFast:
+    """BERT-style tokenizer whose vocabulary is every word of ``text``, numbered in sorted
+    order: unlike a trained WordPiece vocabulary (tokenizers breaks merge ties in hash
+    order), the same on every run, so the fixture's training run is reproducible."""
+    words = sorted(set(re.findall(r"\w+|[^\w\s]", text.lower())))
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(SPECIAL_TOKENS + words)}, unk_token="[UNK]"))
+    tok.normalizer = normalizers.BertNormalizer(lowercase=True)
+    tok.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tok.post_processor = processors.BertProcessing(("[SEP]", 3), ("[CLS]", 2))
+    return PreTrainedTokenizerFast(tokenizer_object=tok, unk_token="[UNK]", pad_token="[PAD]", cls_token="[CLS]",
+                                   sep_token="[SEP]", mask_token="[MASK]")
 
 
 @pytest.fixture(scope="module")
@@ -35,8 +52,10 @@ def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("pretrain")
     corpus = out / "corpus.txt"
     corpus.write_text(CORPUS)
+    word_level_tokenizer(CORPUS).save_pretrained(out / "tokenizer")
     summary = pretrain.main([
-        "--corpus", str(corpus), "--output_dir", str(out / "run"), "--vocab_size", "200", "--max_seq_length", "32",
+        "--corpus", str(corpus), "--output_dir", str(out / "run"), "--tokenizer_name", str(out / "tokenizer"),
+        "--max_seq_length", "32",
         "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "2", "--intermediate_size", "64",
         "--hidden_dropout_prob", "0", "--attention_probs_dropout_prob", "0", "--eval_documents", "0",
         "--max_steps", "600", "--learning_rate", "3e-3", "--per_device_train_batch_size", "8",
@@ -58,10 +77,16 @@ def test_the_result_is_a_hub_style_folder_loadable_by_auto_classes(trained):
         assert (model_dir / name).exists(), name
     assert isinstance(AutoModelForPreTraining.from_pretrained(model_dir), SelfsupBertForPreTraining)
     assert isinstance(AutoModelForMaskedLM.from_pretrained(model_dir), SelfsupBertForMaskedLM)
-    fill = pipeline("fill-mask", model=str(model_dir))
-    top = fill("the colour of the sky is [MASK].")[0]
-    # It learned the slot: one of the corpus' six adjectives, not a frequent word like "the".
-    assert top["token_str"] in {"blue", "loud", "sour", "round", "small", "fast"}, top
+    fill = pipeline("fill-mask", model=str(model_dir), top_k=len(AutoTokenizer.from_pretrained(model_dir)))
+    # It learned something of the corpus: over 24 probes (each fact's adjective and noun
+    # masked), the right word gets on average well above the uniform 1/vocab probability.
+    # (The 600-step fixture does not memorise the facts: the right word is rarely the top one.)
+    probes = [(f"the {a} of the {b} is [MASK].", c) for a, b, c in FACTS] + \
+             [(f"everyone knows the {b} is [MASK].", c) for a, b, c in FACTS] + \
+             [(f"a {c} [MASK] is common.", b) for a, b, c in FACTS] + \
+             [(f"the {a} of the [MASK] is {c}.", b) for a, b, c in FACTS]
+    right = [next(r["score"] for r in fill(text) if r["token_str"] == word) for text, word in probes]
+    assert sum(right) / len(right) > 1.5 / len(fill.tokenizer), right
     recorded = json.loads((out / "run" / "summary.json").read_text())
     assert recorded["steps"] == 600
     assert recorded["versions"]["torch"] == torch.__version__  # provenance, also in the model card
@@ -89,13 +114,12 @@ def test_missing_corpus_fails_naming_the_file(tmp_path):
 def test_the_same_seed_and_tokenizer_give_the_same_model(tmp_path):
     corpus = tmp_path / "corpus.txt"
     corpus.write_text(CORPUS)
-    # One tokenizer for both runs: `tokenizers`' WordPiece trainer breaks frequency ties in
-    # hash order, so two trainings on the same text can number (even pick) tokens differently.
-    train_wordpiece(CORPUS.split("\n"), vocab_size=200).save_pretrained(tmp_path / "tokenizer")
     runs = []
-    for name in ("a", "b"):
+    # Run a trains its WordPiece vocabulary, run b reuses it: retraining could differ, as
+    # tokenizers' WordPiece trainer breaks merge ties in hash order.
+    for name, tokenizer in (("a", []), ("b", ["--tokenizer_name", str(tmp_path / "a" / "tokenizer")])):
         summary = pretrain.main([
-            "--corpus", str(corpus), "--output_dir", str(tmp_path / name), "--tokenizer_name", str(tmp_path / "tokenizer"),
+            "--corpus", str(corpus), "--output_dir", str(tmp_path / name), "--vocab_size", "200", *tokenizer,
             "--max_seq_length", "32", "--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2",
             "--intermediate_size", "64", "--eval_documents", "0", "--max_steps", "3", "--report_to", "none"])
         runs.append(load_file(Path(summary["model_dir"]) / "model.safetensors"))
