@@ -12,6 +12,8 @@ from __future__ import annotations
 
 from dataclasses import replace
 
+from accelerate import PartialState
+
 from selfsup.cli import parse_config
 from selfsup.finetune.config import FinetuneConfig
 from selfsup.finetune.run import run
@@ -26,7 +28,9 @@ DEFAULTS = {"output_dir": "outputs/finetune", "learning_rate": 5e-5, "num_train_
 def main(args: list[str] | None = None) -> list[dict]:
     cfg, train_cfg = parse_config((FinetuneConfig, TrainingConfig), args, __doc__, defaults=DEFAULTS)
     if cfg.task != "glue/all":
-        return [run(cfg, train_cfg)]
+        results = [run(cfg, train_cfg)]
+        PartialState().destroy_process_group()  # gloo aborts at exit otherwise
+        return results
     get_task("glue/sst2")  # loads the task definitions
     results = []
     for name in finetune_tasks.names():
@@ -41,6 +45,7 @@ def main(args: list[str] | None = None) -> list[dict]:
     for r in results:
         for k, v in r["best"].items():
             print(f"{r['task']:<22}{k:<12}{v:>8.4f}")
+    PartialState().destroy_process_group()  # gloo aborts at exit otherwise
     return results
 
 

@@ -50,6 +50,7 @@ def main(argv: list[str] | None = None) -> list:
             print(f"wrote {write_results(out, results, tasks, provenance)}")
             if len(shots) > 1:
                 print(f"wrote {plot_curve(results, out / 'fewshot_curve.png')}")
+    accelerator.end_training()  # release the process group: gloo aborts at exit otherwise
     return results
 
 

@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import logging
 
+from accelerate import PartialState
+
 import selfsup  # noqa: F401  (registers selfsup-seq2seq with the Auto classes)
 from selfsup.cli import parse_config
 from selfsup.seq2seq.decoding import GenerationArguments
@@ -25,6 +27,7 @@ def main(args: list[str] | None = None) -> dict:
     configs = parse_config((Seq2SeqModelArguments, Seq2SeqDataArguments, ScheduledSamplingArguments,
                             GenerationArguments, TrainingConfig), args, description=__doc__)
     summary = train(*configs)
+    PartialState().destroy_process_group()  # gloo aborts at exit otherwise
     print(json.dumps({k: summary.get(k) for k in ("validation", "test")}, indent=2))
     return summary
 

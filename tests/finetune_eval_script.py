@@ -29,3 +29,4 @@ values, predictions = evaluation.score(task, examples, features, outputs, cfg)
 if accelerator.is_main_process:
     json.dump({"metrics": values, "predictions": predictions, "rows": len(outputs["logits"]),
                "processes": accelerator.num_processes}, open(out, "w"))
+accelerator.end_training()  # release the process group: gloo aborts at exit otherwise

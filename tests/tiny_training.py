@@ -64,3 +64,4 @@ if __name__ == "__main__":
         lrs = [h["learning_rate"] for h in trainer.history if "learning_rate" in h]
         json.dump({"learning_rates": lrs, "num_processes": trainer.accelerator.num_processes},
                   open(f"{out}/run.json", "w"))
+    trainer.accelerator.end_training()  # release the process group: gloo aborts at exit otherwise
