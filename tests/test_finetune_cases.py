@@ -17,7 +17,7 @@ from selfsup.errors import InputError
 from selfsup.finetune import ner, qa
 from selfsup.finetune.config import FinetuneConfig
 from selfsup.finetune.readers import read_conll, read_squad, read_tsv
-from selfsup.finetune.run import build_features, run
+from selfsup.finetune.run import run
 from selfsup.finetune.tasks import get_task
 from selfsup.modeling import SelfsupBertForSequenceClassification
 from selfsup.training import TrainingConfig
@@ -197,20 +197,18 @@ def test_a_fine_tuned_folder_reloads_with_its_head_labels_and_tokenizer(tmp_path
     assert rows[0] == "index\tprediction" and len(rows) == 9 and rows[1].split("\t")[1] in model.config.label2id
 
 
-def _evaluate(model_dir, out: Path, processes: int) -> dict:
+def _evaluate(launch, model_dir, out: Path, processes: int) -> dict:
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    multi = ["--multi_gpu"] if processes > 1 else []
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *multi, "--num_processes", str(processes),
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           str(HERE / "finetune_eval_script.py"), str(model_dir), str(out)]
+    cmd = [*launch(processes), str(HERE / "finetune_eval_script.py"), str(model_dir), str(out)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads(out.read_text())
 
 
-def test_evaluation_with_one_and_two_processes_gives_the_same_metrics(tmp_path, shared_data, tiny_selfsup_bert):
-    one = _evaluate(tiny_selfsup_bert, tmp_path / "one.json", 1)
-    two = _evaluate(tiny_selfsup_bert, tmp_path / "two.json", 2)
+def test_evaluation_with_one_and_two_processes_gives_the_same_metrics(tmp_path, shared_data, tiny_selfsup_bert,
+                                                                     accelerate_launch):
+    one = _evaluate(accelerate_launch, tiny_selfsup_bert, tmp_path / "one.json", 1)
+    two = _evaluate(accelerate_launch, tiny_selfsup_bert, tmp_path / "two.json", 2)
     assert one["processes"] == 1 and two["processes"] == 2
     assert one["rows"] == two["rows"] == 37  # no example counted twice
     assert one["predictions"] == two["predictions"]

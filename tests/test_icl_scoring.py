@@ -139,7 +139,7 @@ def test_acc_and_acc_norm_by_hand_on_a_tiny_model(lengths_task):
 
 
 @pytest.mark.slow  # three interpreter start-ups (accelerate launch with 2 processes, then 1)
-def test_two_processes_score_each_example_once_with_the_same_results(shared_data, tmp_path):
+def test_two_processes_score_each_example_once_with_the_same_results(shared_data, tmp_path, accelerate_launch):
     import os
     import subprocess
     import sys
@@ -150,11 +150,8 @@ def test_two_processes_score_each_example_once_with_the_same_results(shared_data
     script = Path(__file__).parent.parent / "scripts" / "icl_eval.py"
     flags = ["--model", str(tmp_path / "model"), "--tasks", "copa", "--num_fewshot", "1", "--limit", "7"]
     env = {**os.environ, "OMP_NUM_THREADS": "1", "HF_HUB_OFFLINE": "1", "ACCELERATE_USE_CPU": "1"}
-    # `--cpu --num_processes 2` would silently start ONE process; --multi_gpu with
-    # ACCELERATE_USE_CPU=1 starts two, talking over gloo.
-    subprocess.run([sys.executable, "-m", "accelerate.commands.launch", "--multi_gpu", "--num_processes", "2",
-                    "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-                    str(script), *flags, "--output_dir", str(tmp_path / "dp")], check=True, env=env)
+    subprocess.run([*accelerate_launch(2), str(script), *flags, "--output_dir", str(tmp_path / "dp")],
+                   check=True, env=env)
     subprocess.run([sys.executable, str(script), *flags, "--output_dir", str(tmp_path / "sp")], check=True, env=env)
     read = lambda d: [json.loads(line) for line in (tmp_path / d / "samples_copa_1shot.jsonl").read_text().splitlines()]  # noqa: E731
     two, one = read("dp"), read("sp")

@@ -97,20 +97,17 @@ def test_no_weight_decay_on_biases_and_layer_norms():
     assert all(p.ndim == 1 for p in no_decay["params"])
 
 
-def _launch(out: Path, processes: int, batch: int, steps: int) -> dict:
+def _launch(launch, out: Path, processes: int, batch: int, steps: int) -> dict:
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    multi = ["--multi_gpu"] if processes > 1 else []
-    cmd = [sys.executable, "-m", "accelerate.commands.launch", *multi, "--num_processes", str(processes),
-           "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no",
-           str(HERE / "tiny_training.py"), str(out), str(batch), "1", str(steps)]
+    cmd = [*launch(processes), str(HERE / "tiny_training.py"), str(out), str(batch), "1", str(steps)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((out / "run.json").read_text())
 
 
-def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path):
-    one = _launch(tmp_path / "one", processes=1, batch=16, steps=4)
-    two = _launch(tmp_path / "two", processes=2, batch=8, steps=4)
+def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path, accelerate_launch):
+    one = _launch(accelerate_launch, tmp_path / "one", processes=1, batch=16, steps=4)
+    two = _launch(accelerate_launch, tmp_path / "two", processes=2, batch=8, steps=4)
     assert one["num_processes"] == 1 and two["num_processes"] == 2  # really two processes
     assert (tmp_path / "two" / "model" / "model.safetensors").exists()  # saving works after a 2-process train()
     assert one["learning_rates"] == two["learning_rates"]  # LR at step n, whatever the process count
