@@ -18,6 +18,7 @@ import torch
 from transformers import AutoModelForSeq2SeqLM
 
 import selfsup  # noqa: F401  (registers selfsup-seq2seq)
+from selfsup.jsonl import read_jsonl
 from selfsup.cli import parse_config
 from selfsup.errors import InputError
 from selfsup.seq2seq.data import Pair
@@ -44,18 +45,11 @@ def read_sources(args: GenerateArguments) -> list[str]:
                 raise InputError("empty source", path="<stdin>", line=i)
         return [line for _, line in lines]
     sources = []
-    with open(args.input_file, encoding="utf-8") as f:
-        for i, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"invalid JSON: {e.msg}", path=args.input_file, line=i) from e
-            value = row.get(args.source_column) if isinstance(row, dict) else None
-            if not isinstance(value, str) or not value.strip():
-                raise InputError("missing or empty source", path=args.input_file, line=i, field=args.source_column)
-            sources.append(value)
+    for i, row in read_jsonl(args.input_file):
+        value = row.get(args.source_column)
+        if not isinstance(value, str) or not value.strip():
+            raise InputError("missing or empty source", path=args.input_file, line=i, field=args.source_column)
+        sources.append(value)
     return sources
 
 

@@ -2,33 +2,15 @@
 from __future__ import annotations
 
 import csv
-import json
 from pathlib import Path
 
 from ..errors import InputError
+from ..jsonl import read_jsonl
 
 
 def _check_exists(path: Path) -> None:
     if not path.is_file():
         raise InputError("data file not found", path=path)
-
-
-def read_jsonl(path: Path) -> list[tuple[int, dict]]:
-    """``(line_number, row)`` for every non-blank line; a line that is not a JSON object fails."""
-    _check_exists(path)
-    rows = []
-    with open(path, encoding="utf-8") as f:
-        for n, line in enumerate(f, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"not valid JSON ({e.msg})", path=path, line=n) from None
-            if not isinstance(row, dict):
-                raise InputError("expected a JSON object", path=path, line=n)
-            rows.append((n, row))
-    return rows
 
 
 def read_tsv(path: Path) -> list[tuple[int, dict]]:

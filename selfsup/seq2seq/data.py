@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from selfsup.errors import InputError
+from selfsup.jsonl import read_jsonl
 
 
 @dataclass
@@ -27,24 +28,13 @@ def read_pairs(path: str | Path, source_column: str, target_column: str | list[s
     reference columns. Missing columns, non-string or empty text and invalid JSON raise
     :class:`InputError` naming the file, line and field; blank lines are the only thing skipped."""
     path = Path(path)
-    if not path.is_file():
-        raise InputError("file not found", path=path)
     columns = [target_column] if isinstance(target_column, str) else list(target_column)
     pairs = []
-    with open(path, encoding="utf-8") as f:
-        for line_no, line in enumerate(f, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as e:
-                raise InputError(f"invalid JSON: {e.msg}", path=path, line=line_no) from e
-            if not isinstance(row, dict):
-                raise InputError("expected a JSON object", path=path, line=line_no)
-            source = _text(row, source_column, path, line_no)
-            refs = [_text(row, c, path, line_no) for c in columns] if require_target else \
-                [row[c] for c in columns if isinstance(row.get(c), str)]
-            pairs.append(Pair(source, refs))
+    for line_no, row in read_jsonl(path):
+        source = _text(row, source_column, path, line_no)
+        refs = [_text(row, c, path, line_no) for c in columns] if require_target else \
+            [row[c] for c in columns if isinstance(row.get(c), str)]
+        pairs.append(Pair(source, refs))
     if not pairs:
         raise InputError("no examples", path=path)
     return pairs
