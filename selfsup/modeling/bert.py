@@ -37,8 +37,7 @@ class SelfsupBertPreTrainedModel(PreTrainedModel):
         if isinstance(module, MaskedLMHead):
             init.zeros_(module.bias)
         elif isinstance(module, SinusoidalPositions):
-            # Models may be built on the meta device; recompute the fixed table.
-            init.copy_(module.table, SinusoidalPositions(*module.table.shape).table)
+            module.reset_table()
 
     @property
     def attention_implementation(self) -> str:

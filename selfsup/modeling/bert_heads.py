@@ -7,7 +7,6 @@ Names match transformers' BERT heads (``classifier``, ``qa_outputs``) so habits 
 """
 from __future__ import annotations
 
-import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,

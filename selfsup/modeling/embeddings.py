@@ -7,18 +7,27 @@ import torch
 from torch import nn
 
 
+def _sinusoid_table(max_positions: int, dim: int) -> torch.Tensor:
+    position = torch.arange(max_positions, dtype=torch.float32).unsqueeze(1)
+    inv_freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    table = torch.zeros(max_positions, dim)
+    table[:, 0::2] = torch.sin(position * inv_freq)
+    table[:, 1::2] = torch.cos(position * inv_freq[: dim // 2])
+    return table
+
+
 class SinusoidalPositions(nn.Module):
     """Fixed sin/cos positions (Vaswani et al., 2017): no parameters, so nothing to save."""
 
     def __init__(self, max_positions: int, dim: int):
         super().__init__()
-        position = torch.arange(max_positions, dtype=torch.float32).unsqueeze(1)
-        inv_freq = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
-        table = torch.zeros(max_positions, dim)
-        table[:, 0::2] = torch.sin(position * inv_freq)
-        table[:, 1::2] = torch.cos(position * inv_freq[: dim // 2])
         # Not persistent: the table is a function of the config, not a learned weight.
-        self.register_buffer("table", table, persistent=False)
+        self.register_buffer("table", _sinusoid_table(max_positions, dim), persistent=False)
+
+    @torch.no_grad()
+    def reset_table(self) -> None:
+        """Models may be built on the meta device (from_pretrained); recompute the table."""
+        self.table.copy_(_sinusoid_table(*self.table.shape))
 
     def forward(self, position_ids: torch.Tensor) -> torch.Tensor:
         return self.table[position_ids]

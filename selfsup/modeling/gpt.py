@@ -5,7 +5,6 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
-from transformers import initialization as init
 from transformers.modeling_outputs import CausalLMOutputWithPast
 
 from .cache import KVCache
@@ -41,7 +40,7 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, SinusoidalPositions):
-            init.copy_(module.table, SinusoidalPositions(*module.table.shape).table)
+            module.reset_table()
 
     def get_input_embeddings(self):
         return self.embeddings.word_embeddings

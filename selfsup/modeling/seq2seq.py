@@ -133,7 +133,7 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, SinusoidalPositions):
-            init.copy_(module.table, SinusoidalPositions(*module.table.shape).table)
+            module.reset_table()
         if module is self and self.config.use_coverage:
             init.zeros_(self.coverage_weight)
 
