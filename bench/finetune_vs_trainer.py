@@ -69,6 +69,7 @@ def theirs(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingConfig) -> di
     eval_examples = load_examples(task, cfg, "validation", cfg.max_eval_samples)
     train_features = build_features(task, train_examples, tokenizer, cfg, train=True)
     eval_features = build_features(task, eval_examples, tokenizer, cfg, train=False)
+    set_seed(train_cfg.seed)  # as ours: the head is initialised from the seed, just before it is built
     model = load_model(task, cfg)
     collator = DataCollatorForTokenClassification(tokenizer) if task.case == "token" else \
         DataCollatorWithPadding(tokenizer)

@@ -185,6 +185,22 @@ def test_each_case_trains_and_its_loss_falls(request, tmp_path, shared_data, tas
     assert (tmp_path / "best" / "config.json").exists() and (tmp_path / "metrics.json").exists()
 
 
+def test_a_run_is_a_function_of_its_seed_whatever_ran_before(tmp_path, shared_data, minilm_path):
+    """The new head is initialised from the seed: the global RNG state left by earlier work
+    (here, a different draw before each run) must not change the fine-tuned weights."""
+    cfg = FinetuneConfig(task="glue/rte", model_name_or_path=str(minilm_path), max_seq_length=64,
+                         max_train_samples=8, max_eval_samples=8)
+    weights = []
+    for i, noise in enumerate((1, 2)):
+        torch.manual_seed(noise)
+        torch.rand(7)
+        run(cfg, TrainingConfig(output_dir=str(tmp_path / str(i)), max_steps=2, per_device_train_batch_size=8,
+                                report_to="none", seed=42))
+        model = AutoModelForSequenceClassification.from_pretrained(tmp_path / str(i) / "best")
+        weights.append(model.classifier.weight.detach().clone())
+    torch.testing.assert_close(weights[0], weights[1], rtol=0, atol=0)
+
+
 def test_a_fine_tuned_folder_reloads_with_its_head_labels_and_tokenizer(tmp_path, shared_data, tiny_selfsup_bert):
     cfg = FinetuneConfig(task="glue/rte", model_name_or_path=str(tiny_selfsup_bert), max_seq_length=64,
                          max_train_samples=16, max_eval_samples=8)

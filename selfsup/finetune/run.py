@@ -10,6 +10,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import torch
+from accelerate.utils import set_seed
 from datasets import Dataset
 from transformers import (AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
                           AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
@@ -135,6 +136,7 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
     with accelerator.main_process_first():
         train_features = build_features(task, train_examples, tokenizer, cfg, train=True)
         eval_features = build_features(task, eval_examples, tokenizer, cfg, train=False)
+    set_seed(train_cfg.seed)  # before the model is built: the new head's initialisation is part of the run
     model = load_model(task, cfg)
     collator = DataCollatorForTokenClassification(tokenizer) if task.case == "token" else \
         DataCollatorWithPadding(tokenizer)
