@@ -111,5 +111,7 @@ def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path, accelera
     assert one["num_processes"] == 1 and two["num_processes"] == 2  # really two processes
     assert (tmp_path / "two" / "model" / "model.safetensors").exists()  # saving works after a 2-process train()
     assert one["learning_rates"] == two["learning_rates"]  # LR at step n, whatever the process count
+    # and it is the rate each update used: linear warmup over 2 steps from 0, then linear decay to 0 at step 4
+    assert one["learning_rates"] == pytest.approx([0.0, 5e-3, 1e-2, 5e-3])
     assert_same_weights(load_file(tmp_path / "one" / "weights.safetensors"),
                         load_file(tmp_path / "two" / "weights.safetensors"), atol=1e-5)

@@ -197,13 +197,14 @@ class Trainer:
                 "update, nothing was saved (lower the learning_rate, check the data, or disable fp16)")
         grad_norm = acc.clip_grad_norm_(self.model.parameters(), config.max_grad_norm) \
             if config.max_grad_norm > 0 else None
+        lr = self.scheduler.get_last_lr()[0]  # the rate this update used (logged as the Trainer does)
         self.optimizer.step()
         self.scheduler.step()
         self.optimizer.zero_grad(set_to_none=True)
         self.state.step += 1
         self.state.batches_in_epoch += len(window)
         if self.state.step % max(1, config.logging_steps) == 0 or self.state.step == self.total_steps:
-            metrics = {"loss": window_loss.item(), "learning_rate": self.scheduler.get_last_lr()[0],
+            metrics = {"loss": window_loss.item(), "learning_rate": lr,
                        "epoch": self.state.epoch + self.state.batches_in_epoch / max(1, len(self.loader))}
             if grad_norm is not None:
                 metrics["grad_norm"] = float(grad_norm)
