@@ -1,6 +1,7 @@
 """One task at one number of shots, end to end: documents -> demonstrations -> requests ->
-scores -> per-example records and aggregated metrics. Data-parallel under Accelerate:
-each process scores a disjoint slice of the examples, the records are gathered once."""
+scores (or greedy generations) -> per-example records and aggregated metrics. Data-parallel
+under Accelerate: each process handles a disjoint slice of the examples, the records are
+gathered once."""
 from __future__ import annotations
 
 import logging
@@ -9,8 +10,9 @@ from dataclasses import dataclass
 
 from ..errors import InputError
 from .fewshot import sample_demonstrations
+from .generation import generate_until
 from .metrics import METRICS, REPORTED, bootstrap_stderr
-from .requests import build_pairs, encode_pair, render
+from .requests import build_context, build_pairs, encode_context, encode_pair, gold_answer, render
 from .scoring import score_fast, score_naive
 from .tasks import TaskSpec
 
@@ -53,23 +55,60 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
         indices = indices[accelerator.process_index::accelerator.num_processes]
     length = max_context_length(model, tokenizer, max_length)
 
-    records, requests = [], []
+    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    records = []
     for i in indices:
         doc = docs[i]
         demos = sample_demonstrations(pool, doc, num_fewshot, seed, task.name)
+        records.append({"task": task.name, "index": i, "doc_id": doc["id"], "num_fewshot": num_fewshot,
+                        "output_type": task.output_type, "fewshot_ids": [d["id"] for d in demos],
+                        "choices": doc["choices"], "gold": doc["gold"], "_doc": doc, "_demos": demos})
+    if task.output_type == "generate_until":
+        _generate(model, tokenizer, task, records, length, batch_size, pad, progress)
+    else:
+        _score(model, tokenizer, task, records, length, batch_size, pad, scorer, calibrate, progress)
+    for record in records:
+        del record["_doc"], record["_demos"]
+
+    if accelerator is not None and accelerator.num_processes > 1:
+        from accelerate.utils import gather_object
+        records = sorted(gather_object(records), key=lambda r: r["index"])
+
+    names = list(task.metrics or REPORTED[task.output_type]) + (["acc_calibrated"] if calibrate and task.output_type == "multiple_choice" else [])
+    metrics = {}
+    for name in names:
+        values = [METRICS.get(name)(r) for r in records]
+        for r, v in zip(records, values):
+            r[name] = v
+        metrics[name] = sum(values) / len(values)
+        metrics[f"{name}_stderr"] = bootstrap_stderr(values, bootstrap_iters, seed)
+    for r in records:
+        if task.output_type == "multiple_choice":  # the argmax choice
+            r["prediction"] = max(range(len(r["logprobs"])), key=r["logprobs"].__getitem__)
+        elif task.output_type == "target":  # whether greedy decoding gives the target
+            r["prediction"] = r["is_greedy"][0]
+        else:  # generate_until: the answer, cut at the first stop sequence
+            r["prediction"] = r["answer"]
+    metrics["n"] = len(records)
+    seconds = time.perf_counter() - start
+    logger.info("%s %d-shot: %s (%.1fs)", task.name, num_fewshot, metrics, seconds)
+    return TaskResult(task.name, num_fewshot, metrics, records, seconds)
+
+
+def _score(model, tokenizer, task: TaskSpec, records: list[dict], length: int, batch_size: int, pad: int,
+           scorer: str, calibrate: bool, progress: bool) -> None:
+    """Log-likelihood of every choice (and of the content-free input when calibrating)."""
+    requests = []
+    for record in records:
+        doc, demos = record["_doc"], record["_demos"]
         pairs = build_pairs(task, doc, demos)
-        record = {"task": task.name, "index": i, "doc_id": doc["id"], "num_fewshot": num_fewshot,
-                  "output_type": task.output_type, "fewshot_ids": [d["id"] for d in demos],
-                  "prompts": [c for c, _ in pairs], "continuations": [render(task.continuation, doc, c) for c in doc["choices"]],
-                  "choices": doc["choices"], "gold": doc["gold"]}
+        record["prompts"] = [c for c, _ in pairs]
+        record["continuations"] = [render(task.continuation, doc, c) for c in doc["choices"]]
         record["_requests"] = [encode_pair(tokenizer, c, k, length) for c, k in pairs]
         if calibrate and task.output_type == "multiple_choice":
             cf_pairs = build_pairs(task, content_free(doc), demos)
             record["_cf_requests"] = [encode_pair(tokenizer, c, k, length) for c, k in cf_pairs]
         requests += record["_requests"] + record.get("_cf_requests", [])
-        records.append(record)
-
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
     if scorer == "fast":
         scores = score_fast(model, requests, batch_size=batch_size, pad_token_id=pad, progress=progress)
     else:
@@ -85,22 +124,22 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
             record["content_free_logprobs"] = [s.logprob for s in scores[pos:pos + m]]
             pos += m
 
-    if accelerator is not None and accelerator.num_processes > 1:
-        from accelerate.utils import gather_object
-        records = sorted(gather_object(records), key=lambda r: r["index"])
 
-    names = list(task.metrics or REPORTED[task.output_type]) + (["acc_calibrated"] if calibrate and task.output_type == "multiple_choice" else [])
-    metrics = {}
-    for name in names:
-        values = [METRICS.get(name)(r) for r in records]
-        for r, v in zip(records, values):
-            r[name] = v
-        metrics[name] = sum(values) / len(values)
-        metrics[f"{name}_stderr"] = bootstrap_stderr(values, bootstrap_iters, seed)
-    for r in records:  # multiple choice: the argmax choice; target: whether greedy decoding gives it
-        r["prediction"] = (max(range(len(r["logprobs"])), key=r["logprobs"].__getitem__)
-                           if task.output_type == "multiple_choice" else r["is_greedy"][0])
-    metrics["n"] = len(records)
-    seconds = time.perf_counter() - start
-    logger.info("%s %d-shot: %s (%.1fs)", task.name, num_fewshot, metrics, seconds)
-    return TaskResult(task.name, num_fewshot, metrics, records, seconds)
+def _generate(model, tokenizer, task: TaskSpec, records: list[dict], length: int, batch_size: int, pad: int,
+              progress: bool) -> None:
+    """Greedy generation until a stop sequence; the answer is compared with the gold one."""
+    room = length - task.max_gen_toks  # lm-eval: the context keeps what the new tokens leave of the window
+    if room < 1:
+        raise InputError(f"max_gen_toks={task.max_gen_toks} leaves no room for the context in a window of "
+                         f"{length} tokens", path=task.source, field="max_gen_toks")
+    contexts = []
+    for record in records:
+        context = build_context(task, record["_doc"], record["_demos"])
+        record["prompts"] = [context]
+        record["target"] = gold_answer(task, record["_doc"])
+        contexts.append(encode_context(tokenizer, context, room))
+    generations = generate_until(model, tokenizer, contexts, task.until, task.max_gen_toks,
+                                 delimiter=task.target_delimiter, batch_size=batch_size, pad_token_id=pad,
+                                 progress=progress)
+    for record, g in zip(records, generations):
+        record |= {"generation": g.text, "answer": g.answer, "finish": g.finish}

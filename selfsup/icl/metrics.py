@@ -7,10 +7,14 @@ import numpy as np
 
 from ..registry import Registry
 
-# example record (see harness.ExampleRecord) -> 0/1
+# example record (see harness.evaluate_task) -> 0/1
 METRICS: Registry[Callable[[dict], float]] = Registry("ICL metric")
 # Which metrics each output type reports (calibrated accuracy only when it was computed).
-REPORTED = {"multiple_choice": ["acc", "acc_norm"], "target": ["acc"]}
+REPORTED = {"multiple_choice": ["acc", "acc_norm"], "target": ["acc"], "generate_until": ["exact_match"]}
+# The output types whose records a metric can read (log-likelihoods or generated text);
+# a metric not listed here (a user's own) is allowed on any.
+OUTPUT_TYPES_OF = {"acc": ("multiple_choice", "target"), "acc_norm": ("multiple_choice", "target"),
+                   "acc_calibrated": ("multiple_choice",), "exact_match": ("generate_until",)}
 
 
 @METRICS.register("acc")
@@ -35,6 +39,13 @@ def acc_calibrated(record: dict) -> float:
     cf = np.array(record["content_free_logprobs"])
     prior = cf - np.logaddexp.reduce(cf)
     return float(int(np.argmax(np.array(record["logprobs"]) - prior)) == record["gold"])
+
+
+@METRICS.register("exact_match")
+def exact_match(record: dict) -> float:
+    """The generated answer (already cut at the first stop sequence) equals the target,
+    surrounding whitespace stripped from both."""
+    return float(record["answer"].strip() == record["target"].strip())
 
 
 def bootstrap_stderr(values: list[float], iters: int = 1000, seed: int = 0) -> float:

@@ -1,7 +1,8 @@
-"""Prompt rendering and tokenisation of log-likelihood requests (as lm-evaluation-harness).
+"""Prompt rendering and tokenisation of requests (as lm-evaluation-harness).
 
 For one document with k demonstrations and n choices, choice i is the pair
 ``(context_i, continuation_i)``; ``context_i`` starts with the shared demonstrations.
+A generate_until document is one context, which the model continues greedily.
 """
 from __future__ import annotations
 
@@ -19,13 +20,29 @@ def demonstration(task: TaskSpec, doc: dict) -> str:
     return render(task.prompt, doc, gold) + task.target_delimiter + render(task.continuation, doc, gold)
 
 
+def _head(task: TaskSpec, demos: list[dict]) -> str:
+    """The description, then the demonstrations, each followed by the separator."""
+    if not demos:
+        return task.description
+    sep = task.fewshot_separator
+    return task.description + sep.join(demonstration(task, d) for d in demos) + sep
+
+
 def build_pairs(task: TaskSpec, doc: dict, demos: list[dict]) -> list[tuple[str, str]]:
     """``[(context, continuation)]``, one per choice."""
-    head = task.description
-    if demos:
-        head += task.fewshot_separator.join(demonstration(task, d) for d in demos) + task.fewshot_separator
+    head = _head(task, demos)
     return [(head + render(task.prompt, doc, c), task.target_delimiter + render(task.continuation, doc, c))
             for c in doc["choices"]]
+
+
+def build_context(task: TaskSpec, doc: dict, demos: list[dict]) -> str:
+    """generate_until: the text the model continues (its prompt never uses ``{choice}``)."""
+    return _head(task, demos) + render(task.prompt, doc, "")
+
+
+def gold_answer(task: TaskSpec, doc: dict) -> str:
+    """generate_until: the expected answer, as the demonstrations show it after the delimiter."""
+    return render(task.continuation, doc, doc["choices"][doc["gold"]])
 
 
 @dataclass
@@ -54,3 +71,12 @@ def encode_pair(tokenizer, context: str, continuation: str, max_length: int) -> 
     if keep < 1:
         raise ValueError(f"continuation of {len(cont)} tokens does not fit max_length={max_length}")
     return Request(context=ctx[-keep:], continuation=cont)
+
+
+def encode_context(tokenizer, context: str, max_length: int) -> list[int]:
+    """generate_until: the context's ids, left-truncated to ``max_length`` (what is left of
+    the window after the generated tokens), encoded without special tokens as ``encode_pair``."""
+    ids = tokenizer.encode(context, add_special_tokens=False)
+    if not ids:
+        ids = [tokenizer.eos_token_id if tokenizer.bos_token_id is None else tokenizer.bos_token_id]
+    return ids[-max_length:]

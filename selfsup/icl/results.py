@@ -55,8 +55,14 @@ def write_results(output_dir: Path, results: list[TaskResult], tasks: dict[str, 
     return path
 
 
-def plot_curve(results: list[TaskResult], path: Path, metric: str = "acc") -> Path:
-    """Accuracy against number of shots, one line per task, error bars = bootstrap stderr."""
+def primary_metric(result: TaskResult) -> str:
+    """The task's first reported metric: acc, or exact_match for generate_until tasks."""
+    return next(name for name in result.metrics if name != "n" and not name.endswith("_stderr"))
+
+
+def plot_curve(results: list[TaskResult], path: Path, metric: str | None = None) -> Path:
+    """``metric`` (default: each task's primary metric) against number of shots, one line
+    per task, error bars = bootstrap stderr."""
     try:
         import matplotlib
     except ImportError:
@@ -66,11 +72,13 @@ def plot_curve(results: list[TaskResult], path: Path, metric: str = "acc") -> Pa
 
     fig, ax = plt.subplots(figsize=(6, 4))
     for task in sorted({r.task for r in results}):
-        points = sorted((r.num_fewshot, r.metrics[metric], r.metrics[f"{metric}_stderr"]) for r in results if r.task == task)
+        runs = [r for r in results if r.task == task]
+        name = metric or primary_metric(runs[0])
+        points = sorted((r.num_fewshot, r.metrics[name], r.metrics[f"{name}_stderr"]) for r in runs)
         ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
-                    capsize=3, label=task)
+                    capsize=3, label=f"{task} ({name})")
     ax.set_xlabel("demonstrations (shots)")
-    ax.set_ylabel(metric)
+    ax.set_ylabel(metric or "score")
     ax.legend(fontsize="small")
     fig.tight_layout()
     fig.savefig(path, dpi=120)

@@ -10,7 +10,7 @@ document ``{"id", "choices", "gold", **template fields}``; everything else is da
     format: copa
     data: icl/copa/val.jsonl            # relative to the shared data folder, or absolute
     fewshot_data: icl/copa/train.jsonl  # omitted: the evaluated split, minus the example itself
-    output_type: multiple_choice        # or: target (log-likelihood + greedy match)
+    output_type: multiple_choice        # or: target (log-likelihood + greedy match), generate_until
     metrics: [acc, acc_norm]            # optional; default: all of the output type's metrics
     prompt: "{premise} {connector}"     # str.format over the document (+ {choice})
     continuation: "{choice}"            # what is scored after target_delimiter
@@ -19,6 +19,15 @@ document ``{"id", "choices", "gold", **template fields}``; everything else is da
 
 Choice i is scored as ``prompt(choice_i) + target_delimiter + continuation(choice_i)``;
 WinoGrande's partial scoring is just a prompt that uses ``{choice}`` and a fixed continuation.
+
+``output_type: generate_until`` generates greedily from the prompt (which must not use
+``{choice}``) until a stop sequence and scores ``exact_match`` against
+``continuation(choices[gold])``, the answer the demonstrations show. Its own fields:
+
+.. code-block:: yaml
+
+    until: ["\\n"]        # stop sequences; the answer is cut before the first one
+    max_gen_toks: 32      # generated tokens at most
 """
 from __future__ import annotations
 
@@ -37,7 +46,9 @@ from ..registry import Registry
 from ..resources import shared_data_dir
 from .readers import READERS, attach_labels
 
-OUTPUT_TYPES = ("multiple_choice", "target")
+OUTPUT_TYPES = ("multiple_choice", "target", "generate_until")
+# Fields that only generate_until reads.
+GENERATION_FIELDS = ("until", "max_gen_toks")
 
 # Row -> document hooks, filled by ``selfsup.tasks.icl.formats`` (and by users' own modules).
 FORMATS: Registry[Callable[[dict], dict]] = Registry("ICL data format")
@@ -60,6 +71,8 @@ class TaskSpec:
     fewshot_labels: str | None = None
     description: str = ""                # printed once before the demonstrations
     metrics: tuple[str, ...] | None = None  # default: every metric of the output type
+    until: tuple[str, ...] = ("\n",)    # generate_until: stop sequences; default: the answer is one line
+    max_gen_toks: int = 32              # generate_until: new tokens at most (a short answer, bounded cost)
     source: str = field(default="", compare=False)  # the YAML it came from (provenance)
 
     def resolve(self, relative: str) -> Path:
@@ -131,17 +144,21 @@ def load_task_file(path: str | Path) -> TaskSpec:
         raise InputError(f"unknown fields {unknown} (allowed: {sorted(_FIELDS)})", path=path, field=unknown[0])
     if missing := sorted(_REQUIRED - set(spec)):
         raise InputError(f"missing required fields {missing}", path=path, field=missing[0])
-    if spec.get("output_type", "multiple_choice") not in OUTPUT_TYPES:
-        raise InputError(f"output_type must be one of {OUTPUT_TYPES}, got {spec['output_type']!r}",
+    output_type = spec.get("output_type", "multiple_choice")
+    if output_type not in OUTPUT_TYPES:
+        raise InputError(f"output_type must be one of {OUTPUT_TYPES}, got {output_type!r}",
                          path=path, field="output_type")
     if "metrics" in spec:
-        from .metrics import METRICS
+        from .metrics import METRICS, OUTPUT_TYPES_OF
         for name in spec["metrics"] or []:
             if name not in METRICS:
                 try:
                     METRICS.get(name)
                 except KeyError as e:
                     raise InputError(str(e.args[0]), path=path, field="metrics") from None
+            if output_type not in OUTPUT_TYPES_OF.get(name, OUTPUT_TYPES):
+                raise InputError(f"metric {name!r} does not apply to output_type {output_type!r} "
+                                 f"(it needs {' or '.join(OUTPUT_TYPES_OF[name])})", path=path, field="metrics")
         spec["metrics"] = tuple(spec["metrics"])
     for key in ("prompt", "continuation"):
         if key in spec:
@@ -149,6 +166,7 @@ def load_task_file(path: str | Path) -> TaskSpec:
                 list(string.Formatter().parse(spec[key]))
             except (ValueError, TypeError) as e:
                 raise InputError(f"bad template: {e}", path=path, field=key) from None
+    _check_generation_fields(spec, output_type, path)
     _load_formats()
     if spec["format"] not in FORMATS:
         try:
@@ -156,6 +174,29 @@ def load_task_file(path: str | Path) -> TaskSpec:
         except KeyError as e:
             raise InputError(str(e.args[0]), path=path, field="format") from None
     return TaskSpec(**spec, source=str(path))
+
+
+def _check_generation_fields(spec: dict, output_type: str, path: Path) -> None:
+    if output_type != "generate_until":
+        for key in GENERATION_FIELDS:
+            if key in spec:
+                raise InputError(f"only output_type generate_until reads {key!r} (this task: {output_type!r})",
+                                 path=path, field=key)
+        return
+    if "until" in spec:
+        until = spec["until"]
+        if not isinstance(until, list) or not until or not all(isinstance(s, str) and s for s in until):
+            raise InputError(f"until must be a non-empty list of non-empty strings, got {until!r}",
+                             path=path, field="until")
+        spec["until"] = tuple(until)
+    if "max_gen_toks" in spec:
+        n = spec["max_gen_toks"]
+        if not isinstance(n, int) or isinstance(n, bool) or n < 1:
+            raise InputError(f"max_gen_toks must be an integer >= 1, got {n!r}", path=path, field="max_gen_toks")
+    # The prompt is the same for every choice: a {choice} in it would show the model the answer.
+    if any(key == "choice" for _, key, _, _ in string.Formatter().parse(spec["prompt"])):
+        raise InputError("a generate_until prompt cannot use {choice}: it would contain the answer",
+                         path=path, field="prompt")
 
 
 def _load_formats() -> None:
