@@ -10,10 +10,11 @@ import pytest
 from selfsup.errors import InputError
 from selfsup.icl.fewshot import sample_demonstrations
 from selfsup.icl.metrics import METRICS, bootstrap_stderr
-from selfsup.icl.requests import build_pairs
+from selfsup.icl.generation import cut
+from selfsup.icl.requests import build_context, build_pairs, gold_answer
 from selfsup.icl.tasks import get_task, load_task_file, task_names
 
-BUILTIN = ["arc_challenge", "arc_easy", "boolq", "copa", "lambada", "piqa", "rte", "sst2", "winogrande"]
+BUILTIN = ["arc_challenge", "arc_easy", "boolq", "copa", "lambada", "lambada_gen", "piqa", "rte", "sst2", "winogrande"]
 
 
 def test_every_issue_task_is_registered():
@@ -64,6 +65,19 @@ def test_piqa_boolq_and_lambada_templates(shared_data):
         "\nQuestion: does ethanol take more energy make that produces?\nAnswer:") and cont == " no"
     [(ctx, cont)] = first_pairs("lambada")
     assert ctx.endswith("I don't care about") and cont == " signs"
+
+
+@pytest.mark.parametrize("generation, word", [
+    (' signs."\n\n', "signs"), (" Harlin's face", "Harlin"), (" well-known,", "well-known"), (" Shane", "Shane"),
+    ("\nShane", ""),  # a new line first is no word
+])
+def test_lambada_gen_continues_the_lambada_passage_and_keeps_the_first_word(shared_data, generation, word):
+    task = get_task("lambada_gen")
+    doc = task.load_docs()[0]
+    [(context, continuation)] = first_pairs("lambada")
+    assert task.output_type == "generate_until" and task.data == get_task("lambada").data
+    assert build_context(task, doc, []) == context and " " + gold_answer(task, doc) == continuation == " signs"
+    assert cut(generation, task.until, task.target_delimiter)[0] == word
 
 
 def test_demonstrations_are_gold_answers_joined_by_the_separator(shared_data):
