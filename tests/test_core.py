@@ -170,3 +170,50 @@ def test_sparse_mlm_loss_equals_dense_loss_and_each_loss_needs_only_its_labels()
 def test_too_long_input_is_rejected_with_a_clear_message():
     with pytest.raises(ValueError, match="max_position_embeddings=64"):
         tiny_bert()(torch.zeros(1, 65, dtype=torch.long))
+
+
+# -- dropout: torch's semantics, fewer passes on the CPU -------------------------------------
+def test_dropout_drops_each_element_with_probability_p_and_scales_the_rest():
+    from selfsup.modeling.dropout import dropout
+    torch.manual_seed(0)
+    x = torch.rand(1000, 1000) + 0.5  # no zeros, so a zero in the output means "dropped"
+    y = dropout(x, 0.1)
+    dropped = (y == 0).double().mean().item()
+    assert abs(dropped - 0.1) < 4 * (0.1 * 0.9 / x.numel()) ** 0.5  # binomial, 4 standard errors
+    kept = y != 0
+    torch.testing.assert_close(y[kept], x[kept] / 0.9, rtol=1e-6, atol=0)
+
+
+def test_dropout_gradient_uses_the_forward_mask_and_scale():
+    from selfsup.modeling.dropout import dropout
+    torch.manual_seed(1)
+    x = (torch.rand(64, 33) + 0.5).requires_grad_()
+    weight = torch.randn(64, 33)
+    y = dropout(x, 0.3)
+    (y * weight).sum().backward()
+    torch.testing.assert_close(x.grad, torch.where(y != 0, weight / 0.7, torch.zeros(())), rtol=1e-6, atol=0)
+
+
+def test_dropout_is_the_identity_in_eval_and_a_function_of_the_seed_in_training():
+    from selfsup.modeling.dropout import Dropout
+    layer, x = Dropout(0.5), torch.randn(8, 16)
+    torch.manual_seed(3)
+    first = layer(x)
+    torch.manual_seed(3)
+    torch.testing.assert_close(layer(x), first, rtol=0, atol=0)
+    assert torch.equal(layer.eval()(x), x)
+
+
+def test_attention_dropout_in_training_keeps_rows_summing_to_one_in_expectation():
+    """The explicit CPU path drops attention probabilities (not outputs): with v = 1 every
+    output is the kept mass of a row, whose mean over many rows is 1."""
+    from selfsup.modeling.attention import MultiHeadAttention
+    torch.manual_seed(0)
+    attn = MultiHeadAttention(16, 2, dropout=0.25).train()
+    with torch.no_grad():
+        attn.qkv.weight.zero_(), attn.qkv.bias.zero_()
+        attn.qkv.bias[32:] = 1.0                      # v = 1, uniform attention
+        attn.out.weight.copy_(torch.eye(16)), attn.out.bias.zero_()
+        y, _ = attn(torch.randn(64, 40, 16))
+    assert abs(y.mean().item() - 1.0) < 0.01
+    assert (y != 1.0).any()                           # it did drop something

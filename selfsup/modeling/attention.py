@@ -12,6 +12,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .dropout import dropout as dropout_fn
+
 
 def attention_bias(attention_mask: torch.Tensor | None, q_len: int, k_len: int, causal: bool,
                    dtype: torch.dtype, device: torch.device) -> torch.Tensor | None:
@@ -85,19 +87,22 @@ class MultiHeadAttention(nn.Module):
             if cache is not None:
                 k, v = cache.update(k, v, layer_idx)
         dropout = self.dropout if self.training else 0.0
+        if implementation not in ("sdpa", "eager"):
+            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {implementation!r}")
+        # With dropout, CPU SDPA falls back to the same explicit math, with torch's slower
+        # dropout; the explicit path below uses ours (selfsup.modeling.dropout).
+        explicit = implementation == "eager" or output_attentions or (dropout > 0 and q.device.type == "cpu")
         probs = None
-        if implementation == "eager" or output_attentions:
+        if explicit:
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
             if bias is not None:
                 scores = scores + bias
             elif is_causal:
                 scores = scores + attention_bias(None, q.shape[-2], k.shape[-2], True, scores.dtype, scores.device)
             probs = scores.softmax(dim=-1)
-            y = F.dropout(probs, dropout, self.training) @ v
-        elif implementation == "sdpa":
+            y = dropout_fn(probs, dropout, self.training) @ v
+        else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout,
                                                is_causal=is_causal and bias is None)
-        else:
-            raise ValueError(f"attn_implementation must be 'sdpa' or 'eager', got {implementation!r}")
         b, _, t, _ = y.shape
         return self.out(y.transpose(1, 2).reshape(b, t, -1)), probs

@@ -16,11 +16,12 @@ from transformers.modeling_outputs import (QuestionAnsweringModelOutput, Sequenc
 
 from .bert import SelfsupBertModel, SelfsupBertPreTrainedModel
 from .configuration import SelfsupBertConfig
+from .dropout import Dropout
 
 
 def _dropout(config: SelfsupBertConfig) -> nn.Dropout:
     p = config.classifier_dropout if config.classifier_dropout is not None else config.hidden_dropout_prob
-    return nn.Dropout(p)
+    return Dropout(p)
 
 
 class SelfsupBertForSequenceClassification(SelfsupBertPreTrainedModel):

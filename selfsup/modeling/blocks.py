@@ -6,6 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .attention import MultiHeadAttention
+from .dropout import Dropout
 
 ACTIVATIONS = {
     "gelu": F.gelu,  # exact erf GELU, as in BERT
@@ -39,7 +40,7 @@ class Sublayer(nn.Module):
     def __init__(self, hidden_size: int, eps: float, dropout: float, pre_norm: bool):
         super().__init__()
         self.norm = nn.LayerNorm(hidden_size, eps=eps)
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.pre_norm = pre_norm
 
     def forward(self, x: torch.Tensor, f) -> tuple[torch.Tensor, object]:

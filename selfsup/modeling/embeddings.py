@@ -6,6 +6,8 @@ import math
 import torch
 from torch import nn
 
+from .dropout import Dropout
+
 
 def _sinusoid_table(max_positions: int, dim: int) -> torch.Tensor:
     position = torch.arange(max_positions, dtype=torch.float32).unsqueeze(1)
@@ -55,7 +57,7 @@ class Embeddings(nn.Module):
                              f"got {position_embedding_type!r}")
         self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size) if type_vocab_size > 0 else None
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if norm else None
-        self.dropout = nn.Dropout(dropout)
+        self.dropout = Dropout(dropout)
         self.max_positions = max_positions
 
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
