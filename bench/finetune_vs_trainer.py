@@ -110,7 +110,12 @@ def main() -> None:
     parser.add_argument("--doc_stride", type=int, default=128, help="QA window overlap (NER uses 32)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--output_dir", default="outputs/bench/finetune_vs_trainer")
+    parser.add_argument("--report", action="store_true",
+                        help="only print the table of <output_dir>/results.jsonl (several runs' rows)")
     args = parser.parse_args()
+    if args.report:
+        print_table([json.loads(line) for line in (Path(args.output_dir) / "results.jsonl").read_text().splitlines()])
+        return
 
     register_conll_test()
     model = str(resources.fetch_checkpoint(args.model_name_or_path)) \
@@ -130,7 +135,10 @@ def main() -> None:
                                        learning_rate=args.learning_rate, num_train_epochs=args.num_train_epochs,
                                        warmup_ratio=0.1, weight_decay=0.01, adam_epsilon=1e-8,
                                        per_device_train_batch_size=args.per_device_train_batch_size,
-                                       per_device_eval_batch_size=64, logging_steps=50, report_to="none")
+                                       per_device_eval_batch_size=64, logging_steps=50, report_to="none",
+                                       # ours evaluates once, at the end, as the Trainer side does:
+                                       # neither training time includes an evaluation pass
+                                       eval_steps=10**9)
             result = {"task": name, "task_version": task.version, "side": side, **fn(task, cfg, train_cfg),
                       "model": args.model_name_or_path, "seed": args.seed, "max_seq_length": cfg.max_seq_length,
                       "max_train_samples": args.max_train_samples, "max_eval_samples": args.max_eval_samples,
@@ -141,8 +149,16 @@ def main() -> None:
             rows.append(result)
             with open(out / "results.jsonl", "a") as f:
                 f.write(json.dumps(result) + "\n")
+    print_table(rows)
+
+
+def print_table(rows: list[dict]) -> None:
+    """One line per task and metric (ours, the Trainer's, the difference in points), then
+    training examples/second of both and their ratio."""
     print(f"\n{'task':<24}{'metric':<14}{'selfsup':>9}{'trainer':>9}{'diff':>8}")
     for a, b in zip(rows[::2], rows[1::2]):
+        if (a["task"], a["side"], b["side"]) != (b["task"], "selfsup", "trainer"):
+            raise ValueError(f"results out of order: {a['task']}/{a['side']} then {b['task']}/{b['side']}")
         for key, value in a["metrics"].items():
             if key in b["metrics"] and key in get_task(a["task"]).metrics:
                 scale = 1 if a["task"].startswith("squad") else 100  # SQuAD is already in percent
