@@ -64,6 +64,17 @@ def test_cached_step_log_probs_equal_uncached(copy, coverage):
             tokens = torch.cat([tokens, torch.tensor([[5 + step], [V + 1], [9]])], 1)  # an extended id too
 
 
+def test_the_output_carries_the_cache_under_both_transformers_names():
+    """transformers 5.24 renamed the outputs' ``past_key_values`` to ``cache``: both read the
+    cache the model filled, whichever 5.x is installed."""
+    model, b = tiny(), batch()
+    with torch.no_grad():
+        out = model(input_ids=b["input_ids"], attention_mask=b["attention_mask"],
+                    decoder_input_ids=torch.full((3, 1), model.config.decoder_start_token_id), use_cache=True)
+    assert out.cache is out.past_key_values
+    assert out.cache.get_seq_length() == 1
+
+
 @pytest.mark.parametrize("args", [GenerationArguments(max_new_tokens=10),
                                   GenerationArguments(max_new_tokens=10, num_beams=3, no_repeat_ngram_size=2,
                                                       length_penalty=0.6),

@@ -12,6 +12,10 @@ from .configuration import SelfsupGPTConfig
 from .embeddings import Embeddings, SinusoidalPositions
 from .stacks import Decoder
 
+# transformers >= 5.24 names the cache field of its outputs ``cache`` and renames
+# ``past_key_values=`` with a deprecation warning; earlier 5.x releases call it past_key_values.
+_CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
+
 
 class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
     """Embeddings → causal pre-LN decoder → LM head tied to the input embeddings."""
@@ -86,7 +90,7 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
                 loss = F.cross_entropy(shift_logits, shift_labels)
             else:
                 loss = F.cross_entropy(shift_logits, shift_labels, reduction="sum") / num_items_in_batch
-        result = CausalLMOutputWithPast(loss=loss, logits=logits, past_key_values=cache,
+        result = CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache},
                                         hidden_states=out.all_hidden_states, attentions=out.attentions)
         return result if return_dict is not False else result.to_tuple()
 

@@ -69,12 +69,18 @@ class Seq2SeqCopyOutput(ModelOutput):
 
     loss: torch.Tensor | None = None
     logits: torch.Tensor | None = None
-    past_key_values: object | None = None
+    # ``cache``, as transformers >= 5.24 names it (its ModelOutput constructors rename
+    # ``past_key_values=`` to ``cache=``); ``past_key_values`` below reads it on every 5.x.
+    cache: object | None = None
     encoder_last_hidden_state: torch.Tensor | None = None
     copy_attention: torch.Tensor | None = None
     p_gen: torch.Tensor | None = None
     nll_loss: torch.Tensor | None = None
     coverage_loss: torch.Tensor | None = None
+
+    @property
+    def past_key_values(self):
+        return self.cache
 
 
 class Seq2SeqCache(KVCache):
@@ -235,7 +241,7 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
                 loss = loss + c.coverage_loss_weight * cov_loss
             denom = keep.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
             loss = loss / denom
-        out = Seq2SeqCopyOutput(loss=loss, logits=logits, past_key_values=cache, encoder_last_hidden_state=memory,
+        out = Seq2SeqCopyOutput(loss=loss, logits=logits, cache=cache, encoder_last_hidden_state=memory,
                                 copy_attention=attn, p_gen=p_gen, nll_loss=nll, coverage_loss=cov_loss)
         return out if return_dict is not False else out.to_tuple()
 
