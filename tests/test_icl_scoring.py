@@ -12,7 +12,7 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PreTrain
 import selfsup  # noqa: F401  (registers selfsup-gpt)
 from selfsup.icl.harness import evaluate_task
 from selfsup.icl.requests import Request, encode_pair
-from selfsup.icl.scoring import score_fast, score_naive
+from selfsup.icl.scoring import length_batches, score_fast, score_naive
 from selfsup.icl.tasks import FORMATS, load_task_file
 
 
@@ -71,6 +71,62 @@ def test_naive_matches_transformers_loss_and_fast_matches_naive_at_every_batch_s
         fast = score_fast(model, requests, batch_size=batch_size, pad_token_id=7)
         assert max(abs(a.logprob - b.logprob) for a, b in zip(naive, fast)) < 1e-4
         assert [a.is_greedy for a in naive] == [b.is_greedy for b in fast]
+
+
+def uneven_requests(seed=2):
+    """Contexts of 1, 2, 3, 60, 61 and 150 tokens (so batches split by length), repeated
+    out of order, each with single-token choices next to choices of 2, 3 and 25 tokens."""
+    g = torch.Generator().manual_seed(seed)
+    contexts = [torch.randint(0, 256, (n,), generator=g).tolist() for n in (1, 2, 3, 60, 61, 150)]
+    requests = []
+    for k, context in enumerate(contexts + contexts[::2]):
+        for n in (1, 2, 1, 3, 25)[: 2 + k % 4]:
+            requests.append(Request(context, torch.randint(0, 256, (n,), generator=g).tolist()))
+    requests.append(Request(requests[0].context, requests[0].continuation))  # the same request twice
+    return requests
+
+
+@pytest.mark.parametrize("build", [tiny_llama, tiny_selfsup_gpt], ids=["llama", "selfsup-gpt"])
+def test_fast_matches_naive_with_uneven_lengths_mixed_choices_and_repeated_contexts(build):
+    model, requests = build(), uneven_requests()
+    naive = score_naive(model, requests)
+    for batch_size in (1, 2, 5, 64):
+        for forward_cost in (0, 32, 10**6):  # many small batches .. one batch per context group
+            fast = score_fast(model, requests, batch_size=batch_size, pad_token_id=3, forward_cost=forward_cost)
+            assert max(abs(a.logprob - b.logprob) for a, b in zip(naive, fast)) < 1e-4
+            assert [a.is_greedy for a in naive] == [b.is_greedy for b in fast]
+
+
+def test_single_token_choices_cost_one_forward_per_batch_without_a_cache():
+    model, calls = tiny_llama(), []
+    model.register_forward_pre_hook(lambda m, args, kwargs: calls.append(kwargs), with_kwargs=True)
+    context = list(range(10, 30))
+    requests = [Request(context, [t]) for t in (5, 6, 7)] + [Request(context[1:], [t]) for t in (5, 6)]
+    fast = score_fast(model, requests, batch_size=8)
+    assert len(calls) == 1 and calls[0]["use_cache"] is False and calls[0]["logits_to_keep"] == 1
+    naive = score_naive(model, requests)
+    assert max(abs(a.logprob - b.logprob) for a, b in zip(naive, fast)) < 1e-4
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_length_batches_is_the_cheapest_split_into_consecutive_batches(seed):
+    import itertools
+    import random
+
+    rng = random.Random(seed)
+    lengths = sorted((rng.randint(1, 60) for _ in range(rng.randint(1, 8))), reverse=True)
+    max_size, forward_cost = rng.randint(1, 4), rng.choice([0, 5, 32])
+    cost = lambda cuts: sum(lengths[s.start] * (s.stop - s.start) + forward_cost for s in cuts)  # noqa: E731
+    batches = length_batches(lengths, max_size, forward_cost)
+    assert [i for s in batches for i in range(s.start, s.stop)] == list(range(len(lengths)))
+    assert all(0 < s.stop - s.start <= max_size for s in batches)
+    best = float("inf")
+    for mask in itertools.product((0, 1), repeat=len(lengths) - 1):  # every way to cut between neighbours
+        bounds = [0] + [i + 1 for i, m in enumerate(mask) if m] + [len(lengths)]
+        cuts = [slice(a, b) for a, b in zip(bounds, bounds[1:])]
+        if all(s.stop - s.start <= max_size for s in cuts):
+            best = min(best, cost(cuts))
+    assert cost(batches) == best
 
 
 def test_greedy_flag_is_true_exactly_when_the_continuation_is_the_argmax_path():
