@@ -23,6 +23,17 @@ def test_every_issue_task_is_registered():
         get_task("copa_")
 
 
+def test_the_closing_config_runs_every_builtin_task_at_0_and_4_shots():
+    from pathlib import Path
+
+    from selfsup.cli import parse_config
+    from selfsup.icl.config import ICLArguments
+
+    config = Path(__file__).parent.parent / "configs" / "icl" / "smollm2-closing.yaml"
+    (args,) = parse_config((ICLArguments,), ["--config", str(config), "--model", "m.gguf"])
+    assert sorted(args.tasks.split(",")) == BUILTIN and args.num_fewshot == "0,4"
+
+
 def first_pairs(name, k=0, seed=0):
     task = get_task(name)
     docs = task.load_docs()
