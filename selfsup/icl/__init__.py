@@ -3,6 +3,7 @@
 ``tasks`` (declarative specs + registry), ``readers`` (raw files -> rows with line numbers),
 ``fewshot`` (seeded demonstration sampling), ``requests`` (prompt rendering and
 tokenisation), ``scoring`` (naive and fast log-likelihoods), ``metrics``, ``harness``
-(one task end to end), ``results`` (json/jsonl/table/plot), ``config`` (CLI dataclass),
+(one task end to end), ``results`` (json/table/plot), ``resume`` (each (task, shots) saved
+when done, reused by a rerun with the same settings), ``config`` (CLI dataclass),
 ``models`` (folder, Hub id, GGUF, selfsup-gpt or peft adapter -> model and tokenizer).
 """

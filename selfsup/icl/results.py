@@ -1,4 +1,5 @@
-"""Outputs: stdout table, results.json with provenance, per-example JSONL, few-shot curve PNG."""
+"""Outputs: stdout table, results.json with provenance, few-shot curve PNG (the per-example
+JSONL of each (task, shots) is written by ``resume.save_result`` as soon as it is done)."""
 from __future__ import annotations
 
 import dataclasses
@@ -9,6 +10,7 @@ from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
 from .harness import TaskResult
+from .resume import write_atomic
 from .tasks import TaskSpec
 
 PACKAGES = ("selfsup", "torch", "transformers", "tokenizers", "accelerate", "peft", "gguf", "numpy")
@@ -40,18 +42,16 @@ def table(results: list[TaskResult]) -> str:
 
 
 def write_results(output_dir: Path, results: list[TaskResult], tasks: dict[str, TaskSpec], provenance: dict) -> Path:
-    """``results.json`` plus ``samples_<task>_<k>shot.jsonl`` per (task, shots)."""
+    """``results.json``: provenance, task specs and the metrics of every (task, shots). The
+    per-example ``samples_*.jsonl`` are written as each result is done (``resume.save_result``)."""
     output_dir.mkdir(parents=True, exist_ok=True)
     summary = {"provenance": provenance | {"packages": package_versions(), "command": sys.argv},
                "tasks": {name: task_provenance(spec) for name, spec in tasks.items()},
                "results": {}}
     for r in results:
         summary["results"].setdefault(r.task, {})[str(r.num_fewshot)] = r.metrics | {"seconds": round(r.seconds, 2)}
-        with open(output_dir / f"samples_{r.task}_{r.num_fewshot}shot.jsonl", "w", encoding="utf-8") as f:
-            for record in r.records:
-                f.write(json.dumps(record, ensure_ascii=False) + "\n")
     path = output_dir / "results.json"
-    path.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    write_atomic(path, json.dumps(summary, indent=2, ensure_ascii=False))
     return path
 
 

@@ -1,0 +1,117 @@
+"""scripts/icl_eval.py saves each (task, shots) result when it is done: an interrupted run,
+run again, skips what was saved and ends with the same results as an uninterrupted run;
+results saved with other settings are refused."""
+from __future__ import annotations
+
+import importlib.util
+import json
+import sys
+from pathlib import Path
+
+import pytest
+
+from selfsup.errors import InputError
+
+sys.path.insert(0, str(Path(__file__).parent))
+from test_icl_scoring import byte_tokenizer, tiny_llama  # noqa: E402
+
+_spec = importlib.util.spec_from_file_location("icl_eval_resume", Path(__file__).parent.parent / "scripts" / "icl_eval.py")
+icl_eval = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(icl_eval)
+
+
+@pytest.fixture(scope="module")
+def tiny_model(tmp_path_factory):
+    path = tmp_path_factory.mktemp("model")
+    tiny_llama().save_pretrained(path)
+    byte_tokenizer().save_pretrained(path)
+    return str(path)
+
+
+@pytest.fixture
+def scored(monkeypatch):
+    """(task, shots) of every evaluate_task call; ``fail_at[0]`` = the call number that raises."""
+    calls, fail_at, evaluate = [], [None], icl_eval.evaluate_task
+
+    def spy(model, tokenizer, task, k, **kwargs):
+        calls.append((task.name, k))
+        if len(calls) == fail_at[0]:
+            raise KeyboardInterrupt("interrupted")
+        return evaluate(model, tokenizer, task, k, **kwargs)
+    monkeypatch.setattr(icl_eval, "evaluate_task", spy)
+    return calls, fail_at
+
+
+def flags(model, out, *extra):
+    return ["--model", model, "--tasks", "copa,rte", "--num_fewshot", "0,1", "--limit", "3", "--batch_size", "2",
+            "--output_dir", str(out), *extra]
+
+
+def summary(out: Path) -> dict:
+    """results.json without what only describes the run (wall time, command, seconds)."""
+    results = json.loads((out / "results.json").read_text())
+    for by_shots in results["results"].values():
+        for metrics in by_shots.values():
+            del metrics["seconds"]
+    return {"tasks": results["tasks"], "results": results["results"]}
+
+
+def test_an_interrupted_run_resumes_without_rescoring_and_ends_as_an_uninterrupted_one(
+        tiny_model, shared_data, tmp_path, scored, capsys):
+    calls, fail_at = scored
+    icl_eval.main(flags(tiny_model, tmp_path / "whole"))
+    assert calls == [("copa", 0), ("copa", 1), ("rte", 0), ("rte", 1)]
+
+    calls.clear()
+    fail_at[0] = 2  # the second (task, shots) is interrupted: only the first is saved
+    with pytest.raises(KeyboardInterrupt):
+        icl_eval.main(flags(tiny_model, tmp_path / "resumed"))
+    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == ["result_copa_0shot.json", "samples_copa_0shot.jsonl"]
+
+    calls.clear()
+    fail_at[0] = None
+    capsys.readouterr()
+    icl_eval.main(flags(tiny_model, tmp_path / "resumed", "--batch_size", "3"))  # batch size: not a setting
+    assert calls == [("copa", 1), ("rte", 0), ("rte", 1)]
+    assert "copa 0-shot: already in" in capsys.readouterr().out
+    assert summary(tmp_path / "resumed") == summary(tmp_path / "whole")
+    for name in ("samples_copa_0shot.jsonl", "samples_copa_1shot.jsonl", "samples_rte_1shot.jsonl"):
+        assert (tmp_path / "resumed" / name).read_text() == (tmp_path / "whole" / name).read_text()
+    reused = json.loads((tmp_path / "resumed" / "results.json").read_text())["provenance"]["reused"]
+    assert reused == ["copa 0-shot"]
+    assert not list((tmp_path / "resumed").glob(".*.tmp"))  # no temporary file left behind
+
+    calls.clear()  # everything saved: nothing scored, the model not even loaded
+    loaded = []
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(icl_eval, "load_model", lambda *a: loaded.append(a))
+        icl_eval.main(flags(tiny_model, tmp_path / "resumed"))
+    assert calls == [] and loaded == []
+    assert summary(tmp_path / "resumed") == summary(tmp_path / "whole")
+
+
+@pytest.mark.parametrize("extra, field", [(["--seed", "5"], "seed"), (["--calibrate"], "calibrate"),
+                                          (["--scorer", "naive"], "scorer"), (["--limit", "2"], "limit")])
+def test_a_result_saved_with_other_settings_is_refused_unless_overwritten(
+        tiny_model, shared_data, tmp_path, scored, extra, field):
+    calls, _ = scored
+    icl_eval.main(flags(tiny_model, tmp_path))
+    calls.clear()
+    with pytest.raises(InputError, match=rf"result_copa_0shot\.json: field '{field}'") as e:
+        icl_eval.main(flags(tiny_model, tmp_path, *extra))
+    assert "--overwrite_output_dir" in str(e.value) and calls == []  # refused before scoring anything
+    icl_eval.main(flags(tiny_model, tmp_path, *extra, "--overwrite_output_dir"))
+    assert calls == [("copa", 0), ("copa", 1), ("rte", 0), ("rte", 1)]
+    saved = json.loads((tmp_path / "result_rte_1shot.json").read_text())["settings"]
+    assert saved[field] == {"seed": 5, "calibrate": True, "scorer": "naive", "limit": 2}[field]
+
+
+def test_a_changed_task_spec_is_refused(tiny_model, shared_data, tmp_path, scored):
+    spec = tmp_path / "copa.yaml"
+    original = (Path(__file__).parent.parent / "tasks" / "icl" / "copa.yaml").read_text()
+    spec.write_text(original)
+    run = ["--model", tiny_model, "--tasks", str(spec), "--limit", "2", "--output_dir", str(tmp_path / "out")]
+    icl_eval.main(run)
+    spec.write_text(original.replace('prompt: "{premise} {connector}"', 'prompt: "{premise}, {connector}"'))
+    with pytest.raises(InputError, match=r"result_copa_0shot\.json: field 'task\.prompt'"):
+        icl_eval.main(run)
