@@ -59,6 +59,9 @@ def load_result(output_dir: Path, task: str, num_fewshot: int, settings: dict) -
         saved = json.loads(path.read_text(encoding="utf-8"))
     except json.JSONDecodeError as e:
         raise InputError(f"not valid JSON ({e.msg}); delete it or pass --overwrite_output_dir", path=path) from None
+    if not isinstance(saved, dict) or not isinstance(saved.get("settings"), dict):
+        raise InputError("not a result file of scripts/icl_eval.py (no settings); delete it or pass "
+                         "--overwrite_output_dir", path=path)
     if diffs := _differences(saved.get("settings"), settings):
         field, was, now = diffs[0]
         more = f" (and {len(diffs) - 1} more fields)" if len(diffs) > 1 else ""
