@@ -154,6 +154,29 @@ def test_ner_words_past_max_seq_length_are_predicted(tokenizer):
     assert ner.merge_predictions(features, logits, [150]) == [tags]
 
 
+def test_ner_windows_merge_back_to_their_own_sentence_past_the_first_map_batch(tokenizer):
+    """datasets.map tokenises in batches of 1000 and the tokenizer numbers overflow windows
+    from 0 in each: every window must still point at its own sentence in the whole set."""
+    from selfsup.finetune.run import build_features
+    labels = ("O", "B-PER", "I-PER")
+    rng = np.random.default_rng(0)
+    examples = []
+    for i in range(2300):  # three map batches; every 97th sentence needs several windows
+        n = 60 if i % 97 == 0 else int(rng.integers(1, 8))
+        examples.append({"tokens": [f"w{i}x{j}" for j in range(n)], "tags": rng.integers(0, 3, n).tolist()})
+    cfg = FinetuneConfig(task="ner/conll2003", model_name_or_path="unused", max_seq_length=32, doc_stride=8)
+    features = build_features(get_task("ner/conll2003"), examples, tokenizer, cfg, train=False)
+    assert len(features) > len(examples)
+    logits = np.zeros((len(features), 32, 3))  # "predict" each word's gold tag in every window
+    for f, (example, word_ids) in enumerate(zip(features["example_idx"], features["word_ids"])):
+        for k, w in enumerate(word_ids):
+            if w >= 0:
+                logits[f, k, examples[example]["tags"][w]] = 1.0
+    assert sorted(set(features["example_idx"])) == list(range(len(examples)))
+    merged = ner.merge_predictions(features, logits, [len(e["tokens"]) for e in examples])
+    assert merged == [e["tags"] for e in examples]
+
+
 def test_label_all_tokens_turns_b_into_i_after_the_first_piece(tokenizer):
     labels = ("O", "B-PER", "I-PER")
     f = ner.prepare_features({"tokens": [["Kuroro", "smiled"]], "tags": [[1, 0]]}, tokenizer, labels, 32, 8, True)

@@ -11,10 +11,13 @@ import numpy as np
 
 
 def prepare_features(examples: dict, tokenizer, labels: tuple[str, ...], max_seq_length: int, stride: int,
-                     label_all_tokens: bool) -> dict:
-    """Batched ``datasets.map`` function. Each window: ``labels`` (the word's tag on its
-    first sub-token; on all of them with ``label_all_tokens``, B- turned into I- after the
-    first), ``word_ids`` and ``example_idx`` for merging predictions back to words."""
+                     label_all_tokens: bool, indices: list[int] | None = None) -> dict:
+    """Batched ``datasets.map`` function (``with_indices=True``). Each window: ``labels`` (the
+    word's tag on its first sub-token; on all of them with ``label_all_tokens``, B- turned
+    into I- after the first), ``word_ids`` and ``example_idx`` for merging predictions back to
+    words. ``indices``: the batch's positions in the whole dataset; the tokenizer's
+    overflow mapping counts from 0 in every map batch (of 1000), so without them windows
+    of later batches would be merged into the first batch's examples."""
     b_to_i = [labels.index("I-" + tag[2:]) if tag.startswith("B-") and "I-" + tag[2:] in labels else k
               for k, tag in enumerate(labels)]
     enc = tokenizer(examples["tokens"], is_split_into_words=True, truncation=True, max_length=max_seq_length,
@@ -35,7 +38,7 @@ def prepare_features(examples: dict, tokenizer, labels: tuple[str, ...], max_seq
             previous = w
         enc["labels"].append(row)
         enc["word_ids"].append([-1 if w is None else w for w in words])
-        enc["example_idx"].append(sample_map[i])
+        enc["example_idx"].append(sample_map[i] if indices is None else indices[sample_map[i]])
     return enc
 
 

@@ -54,8 +54,9 @@ def build_features(task: TaskSpec, examples: list[dict], tokenizer, cfg: Finetun
             return enc
         return ds.map(encode, batched=True, remove_columns=ds.column_names)
     if task.case == "token":
-        return ds.map(lambda b: ner.prepare_features(b, tokenizer, task.labels, cfg.max_seq_length, cfg.doc_stride,
-                                                     cfg.label_all_tokens), batched=True, remove_columns=ds.column_names)
+        return ds.map(lambda b, idx: ner.prepare_features(b, tokenizer, task.labels, cfg.max_seq_length,
+                                                          cfg.doc_stride, cfg.label_all_tokens, idx),
+                      batched=True, with_indices=True, remove_columns=ds.column_names)
     return ds.map(lambda b: qa.prepare_features(b, tokenizer, cfg.max_seq_length, cfg.doc_stride,
                                                 cfg.max_query_length, train), batched=True,
                   remove_columns=ds.column_names)
