@@ -115,11 +115,11 @@ def main() -> None:
     parser.add_argument("--report", action="store_true",
                         help="only print the table of <output_dir>/results.jsonl (several runs' rows)")
     args = parser.parse_args()
+    register_conll_test()
     if args.report:
         print_table([json.loads(line) for line in (Path(args.output_dir) / "results.jsonl").read_text().splitlines()])
         return
 
-    register_conll_test()
     model = str(resources.fetch_checkpoint(args.model_name_or_path)) \
         if args.model_name_or_path in resources.CHECKPOINTS else args.model_name_or_path
     out = Path(args.output_dir)
