@@ -14,6 +14,8 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
+from .scoring import _device, _pad  # one left-padding for scoring and generation
+
 
 @dataclass
 class Generation:
@@ -41,10 +43,6 @@ def stop_token_ids(model, tokenizer) -> set[int]:
     return {i for i in ids if i is not None}
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 @torch.no_grad()
 def generate_until(model, tokenizer, contexts: list[list[int]], until: Sequence[str], max_gen_toks: int,
                    delimiter: str = "", batch_size: int = 8, pad_token_id: int = 0,
@@ -56,12 +54,7 @@ def generate_until(model, tokenizer, contexts: list[list[int]], until: Sequence[
     results: list[Generation | None] = [None] * len(contexts)
     for start in tqdm(range(0, len(order), batch_size), desc="generating", disable=not progress):
         batch = order[start:start + batch_size]
-        width = max(len(contexts[i]) for i in batch)
-        ids = torch.full((len(batch), width), pad_token_id, dtype=torch.long, device=device)
-        mask = torch.zeros_like(ids)
-        for row, i in enumerate(batch):
-            ids[row, width - len(contexts[i]):] = torch.tensor(contexts[i], device=device)
-            mask[row, width - len(contexts[i]):] = 1
+        ids, mask = _pad([contexts[i] for i in batch], pad_token_id, left=True, device=device)
         lengths = mask.sum(-1, keepdim=True)  # (batch, 1): real tokens per row
         out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
                     use_cache=True, logits_to_keep=1)
