@@ -37,6 +37,11 @@ def attention_bias(attention_mask: torch.Tensor | None, q_len: int, k_len: int, 
     return bias
 
 
+def gather_positions(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """``x`` (batch, seq, hidden) at ``positions`` (batch, m) → (batch, m, hidden)."""
+    return x.gather(1, positions[..., None].expand(-1, -1, x.shape[-1]))
+
+
 class MultiHeadAttention(nn.Module):
     """Self- or cross-attention with ``num_heads`` heads.
 
@@ -65,14 +70,16 @@ class MultiHeadAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, *, is_causal: bool = False,
                 memory: torch.Tensor | None = None, cache=None, layer_idx: int = 0,
-                implementation: str = "sdpa", output_attentions: bool = False
-                ) -> tuple[torch.Tensor, torch.Tensor | None]:
+                implementation: str = "sdpa", output_attentions: bool = False,
+                query_positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x``: (batch, q_len, hidden); ``memory``: encoder states (batch, src_len, hidden)
         for cross-attention; ``bias`` from :func:`attention_bias`; ``is_causal`` lets SDPA
-        apply causality itself when there is no bias and no cache.
+        apply causality itself when there is no bias and no cache. ``query_positions``
+        (batch, m): bidirectional self-attention only, every position is a key and a value
+        but only these are queries, so the output is (batch, m, hidden).
 
-        Returns the output (batch, q_len, hidden) and, on the eager path with
-        ``output_attentions``, the probabilities (batch, heads, q_len, k_len).
+        Returns the output (batch, q_len | m, hidden) and, on the eager path with
+        ``output_attentions``, the probabilities (batch, heads, q_len | m, k_len).
         """
         if self.cross:
             q = self._heads(self.q(x))
@@ -82,6 +89,12 @@ class MultiHeadAttention(nn.Module):
                 k, v = (self._heads(t) for t in self.kv(memory).chunk(2, dim=-1))
                 if cache is not None:
                     cache.cross[layer_idx] = (k, v)
+        elif query_positions is not None:
+            if is_causal or cache is not None:
+                raise ValueError("query_positions is for bidirectional attention without a cache")
+            h, w, b = x.shape[-1], self.qkv.weight, self.qkv.bias
+            q = self._heads(F.linear(gather_positions(x, query_positions), w[:h], b[:h]))
+            k, v = (self._heads(t) for t in F.linear(x, w[h:], b[h:]).chunk(2, dim=-1))
         else:
             q, k, v = (self._heads(t) for t in self.qkv(x).chunk(3, dim=-1))
             if cache is not None:

@@ -21,6 +21,7 @@ from .blocks import ACTIVATIONS
 from .configuration import SelfsupBertConfig
 from .embeddings import Embeddings, SinusoidalPositions
 from .stacks import Encoder
+from .vocab_loss import SoftmaxBuffer, vocab_cross_entropy
 
 
 class SelfsupBertPreTrainedModel(PreTrainedModel):
@@ -71,13 +72,19 @@ class SelfsupBertModel(SelfsupBertPreTrainedModel):
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
                 output_attentions: bool = False, output_hidden_states: bool = False,
-                return_dict: bool | None = None, **kwargs) -> BaseModelOutputWithPooling:
+                return_dict: bool | None = None, *, output_positions: torch.Tensor | None = None,
+                **kwargs) -> BaseModelOutputWithPooling:
         """``input_ids``, ``attention_mask`` (1 = token, 0 = padding), ``token_type_ids``:
         (batch, seq). Returns ``last_hidden_state`` (batch, seq, hidden) and
-        ``pooler_output`` (batch, hidden)."""
+        ``pooler_output`` (batch, hidden).
+
+        ``output_positions`` (batch, m): compute the last layer only at these positions;
+        ``last_hidden_state`` is then (batch, m, hidden) and the pooler reads
+        ``output_positions[:, 0]`` (put 0 first to pool ``[CLS]``)."""
         x = self.embeddings(input_ids, token_type_ids, position_ids)
         out = self.encoder(x, attention_mask, implementation=self.attention_implementation,
-                           output_hidden_states=output_hidden_states, output_attentions=output_attentions)
+                           output_hidden_states=output_hidden_states, output_attentions=output_attentions,
+                           output_positions=output_positions)
         pooled = torch.tanh(self.pooler(out.hidden_states[:, 0])) if self.pooler is not None else None
         result = BaseModelOutputWithPooling(last_hidden_state=out.hidden_states, pooler_output=pooled,
                                             hidden_states=out.all_hidden_states, attentions=out.attentions)
@@ -94,10 +101,38 @@ class MaskedLMHead(nn.Module):
         self.norm = nn.LayerNorm(config.hidden_size, eps=config.layer_norm_eps)
         self.decoder = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.bias = nn.Parameter(torch.zeros(config.vocab_size))
+        self.softmax_buffer = SoftmaxBuffer()  # reused by the loss between steps (vocab_loss.py)
+
+    def transform(self, hidden: torch.Tensor) -> torch.Tensor:
+        """dense → activation → LayerNorm: the input of the vocabulary projection."""
+        return self.norm(self.act(self.dense(hidden)))
 
     def forward(self, hidden: torch.Tensor) -> torch.Tensor:
         """(..., hidden) → (..., vocab)."""
-        return F.linear(self.norm(self.act(self.dense(hidden))), self.decoder.weight, self.bias)
+        return F.linear(self.transform(hidden), self.decoder.weight, self.bias)
+
+    def loss(self, hidden: torch.Tensor, targets: torch.Tensor, divisor: int | torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Cross-entropy of ``forward(hidden)`` (n, vocab) against ``targets`` (n,), summed /
+        ``divisor`` (default: the mean), and those logits."""
+        return vocab_cross_entropy(self.transform(hidden), self.decoder.weight, self.bias, targets, divisor,
+                                   self.softmax_buffer)
+
+
+def prediction_positions(labels: torch.Tensor, with_first: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """The positions whose last-layer output the loss needs: those with a label (and 0, the
+    pooled ``[CLS]``, if ``with_first``), in ascending order per row, as ``positions``
+    (batch, m), m the most in any row, and ``labels`` gathered there. Shorter rows are filled
+    with unlabelled positions (label -100), which the loss ignores, so
+    ``masked_lm_loss(head, hidden_at_positions, labels_at_positions)`` scores exactly the
+    tokens, in the same order, that the full hidden states would."""
+    keep = labels != -100
+    if with_first:
+        keep[:, 0] = True
+    m = max(int(keep.sum(-1).max()), 1) if keep.numel() else 1
+    # A stable sort of "not kept" puts the kept positions first, still ascending.
+    positions = torch.sort((~keep).to(torch.uint8), dim=-1, stable=True).indices[:, :m]
+    return positions, labels.gather(1, positions)
 
 
 def masked_lm_loss(head: MaskedLMHead, hidden: torch.Tensor, labels: torch.Tensor,
@@ -110,13 +145,7 @@ def masked_lm_loss(head: MaskedLMHead, hidden: torch.Tensor, labels: torch.Tenso
     whole accumulation window) turns the mean into a token-normalised share of it.
     """
     selected = labels != -100
-    logits = head(hidden[selected])
-    targets = labels[selected]
-    if num_items_in_batch is None:
-        loss = F.cross_entropy(logits.float(), targets) if targets.numel() else logits.sum() * 0.0
-    else:
-        loss = F.cross_entropy(logits.float(), targets, reduction="sum") / num_items_in_batch
-    return loss, logits
+    return head.loss(hidden[selected], labels[selected], num_items_in_batch)
 
 
 @dataclass
@@ -164,9 +193,15 @@ class SelfsupBertForPreTraining(SelfsupBertPreTrainedModel):
                 output_hidden_states: bool = False, return_dict: bool | None = None,
                 **kwargs) -> SelfsupBertForPreTrainingOutput:
         """``labels``: (batch, seq) token ids at masked positions, -100 elsewhere.
-        ``next_sentence_label``: (batch,), 0 = B follows A, 1 = B is random."""
+        ``next_sentence_label``: (batch,), 0 = B follows A, 1 = B is random.
+
+        With MLM labels (and no per-layer outputs asked for), the last layer runs only at the
+        masked positions and ``[CLS]``: nothing else reaches a loss."""
+        positions = None
+        if labels is not None and not (output_attentions or output_hidden_states):
+            positions, labels = prediction_positions(labels, with_first=True)
         out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_attentions,
-                        output_hidden_states)
+                        output_hidden_states, output_positions=positions)
         hidden, pooled = out.last_hidden_state, out.pooler_output
         nsp_logits = self.nsp(pooled)
         mlm_loss = nsp_loss = prediction_logits = masked_logits = None
@@ -210,8 +245,13 @@ class SelfsupBertForMaskedLM(SelfsupBertPreTrainedModel):
                 labels: torch.Tensor | None = None, num_items_in_batch: int | torch.Tensor | None = None,
                 output_attentions: bool = False, output_hidden_states: bool = False,
                 return_dict: bool | None = None, **kwargs) -> MaskedLMOutput:
+        """With ``labels`` (and no per-layer outputs asked for), the last layer runs only at the
+        labelled positions."""
+        positions = None
+        if labels is not None and not (output_attentions or output_hidden_states):
+            positions, labels = prediction_positions(labels, with_first=False)
         out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_attentions,
-                        output_hidden_states)
+                        output_hidden_states, output_positions=positions)
         if labels is not None:
             loss, logits = masked_lm_loss(self.cls, out.last_hidden_state, labels, num_items_in_batch)
         else:

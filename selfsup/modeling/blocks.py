@@ -5,7 +5,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from .attention import MultiHeadAttention
+from .attention import MultiHeadAttention, gather_positions
 from .dropout import Dropout
 
 ACTIVATIONS = {
@@ -43,9 +43,11 @@ class Sublayer(nn.Module):
         self.dropout = Dropout(dropout)
         self.pre_norm = pre_norm
 
-    def forward(self, x: torch.Tensor, f) -> tuple[torch.Tensor, object]:
+    def forward(self, x: torch.Tensor, f, residual: torch.Tensor | None = None) -> tuple[torch.Tensor, object]:
+        """``residual``: what ``f``'s output is added to, when not ``x`` itself (``f`` keeps
+        only some positions of ``x``)."""
         out, extra = f(self.norm(x) if self.pre_norm else x)
-        x = x + self.dropout(out)
+        x = (x if residual is None else residual) + self.dropout(out)
         return (x if self.pre_norm else self.norm(x)), extra
 
 
@@ -69,12 +71,21 @@ class Block(nn.Module):
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, *, is_causal: bool = False,
                 memory: torch.Tensor | None = None, memory_bias: torch.Tensor | None = None,
                 cache=None, layer_idx: int = 0, implementation: str = "sdpa",
-                output_attentions: bool = False):
+                output_attentions: bool = False, query_positions: torch.Tensor | None = None):
         """``x``: (batch, seq, hidden). Returns (x, self-attention probs, cross-attention probs);
-        the probabilities are None unless ``output_attentions``."""
+        the probabilities are None unless ``output_attentions``. With ``query_positions``
+        (batch, m) the block computes only those positions' outputs, x is (batch, m, hidden):
+        attention still reads every position as a key and value."""
         attn = dict(cache=cache, layer_idx=layer_idx, implementation=implementation,
                     output_attentions=output_attentions)
-        x, self_probs = self.attention_sublayer(x, lambda h: self.attention(h, bias, is_causal=is_causal, **attn))
+        residual = None
+        if query_positions is not None:
+            if self.cross_attention is not None:
+                raise ValueError("query_positions is for encoder blocks (no cross-attention)")
+            attn["query_positions"] = query_positions
+            residual = gather_positions(x, query_positions)
+        x, self_probs = self.attention_sublayer(x, lambda h: self.attention(h, bias, is_causal=is_causal, **attn),
+                                                residual)
         cross_probs = None
         if self.cross_attention is not None:
             x, cross_probs = self.cross_sublayer(

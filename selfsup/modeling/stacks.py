@@ -44,10 +44,15 @@ class Stack(nn.Module):
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
                 memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
                 cache=None, implementation: str = "sdpa", output_hidden_states: bool = False,
-                output_attentions: bool = False) -> StackOutput:
+                output_attentions: bool = False, output_positions: torch.Tensor | None = None) -> StackOutput:
         """``x``: embedded input (batch, q_len, hidden). ``attention_mask``: (batch, past+q_len)
         1/0 over all key positions (cached ones included). ``memory``/``memory_mask``: encoder
-        states (batch, src_len, hidden) and their padding mask (batch, src_len)."""
+        states (batch, src_len, hidden) and their padding mask (batch, src_len).
+        ``output_positions`` (batch, m): the only positions whose output is wanted (encoder
+        only). The last block then computes just those (its keys and values still cover every
+        position), and ``hidden_states`` is (batch, m, hidden), equal to the full output at
+        those positions. Masked-LM training needs ~15% of them: this skips most of the last
+        layer's work."""
         q_len = x.shape[1]
         past = cache.get_seq_length() if cache is not None else 0
         bias = attention_bias(attention_mask, q_len, past + q_len, self.causal, x.dtype, x.device)
@@ -62,6 +67,8 @@ class Stack(nn.Module):
                 hiddens.append(x)
             kwargs = dict(bias=bias, is_causal=is_causal, memory=memory, memory_bias=memory_bias, cache=cache,
                           layer_idx=i, implementation=implementation, output_attentions=output_attentions)
+            if output_positions is not None and i == len(self.layers) - 1:
+                kwargs["query_positions"] = output_positions
             if self.gradient_checkpointing and self.training:
                 x, a, c = torch.utils.checkpoint.checkpoint(lambda h: layer(h, **kwargs), x, use_reentrant=False)
             else:
