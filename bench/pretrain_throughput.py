@@ -22,18 +22,25 @@ sys.path.insert(0, str(Path(__file__).parent))
 from timing import matmul_ceiling, time_interleaved  # noqa: E402
 
 from selfsup.modeling import SelfsupBertForPreTraining  # noqa: E402
+from selfsup.modeling.bert import prediction_positions  # noqa: E402
 from selfsup.modeling.convert_bert import config_from_hf, hf_to_selfsup  # noqa: E402
 
 SIZES = {"tiny": (2, 128, 2), "mini": (4, 256, 4)}  # layers, hidden, heads (Turc et al., 2019)
 
 
-def matmul_flops(layers: int, hidden: int, seq: int, batch: int, vocab: int, predicted: int) -> float:
+def matmul_flops(layers: int, hidden: int, seq: int, batch: int, vocab: int, predicted: int,
+                 last_queries: int | None = None) -> float:
     """Forward+backward (×3) matmul FLOPs of BERT with the vocabulary projection at
-    ``predicted`` positions (all of them for transformers, the masked ones for us)."""
-    tokens = batch * seq
-    per_layer = 2 * tokens * (4 * hidden * hidden + 2 * hidden * 4 * hidden) + 2 * 2 * batch * seq * seq * hidden
-    head = 2 * predicted * (hidden * hidden + hidden * vocab)
-    return 3 * (layers * per_layer + head)
+    ``predicted`` positions (all of them for transformers, the masked ones for us) and the
+    last layer's queries, output projection and feed-forward at ``last_queries`` positions
+    per sequence (default: all; we compute the masked ones and [CLS], padded to the most in
+    any row). Only the FLOPs each model performs count: skipped work is not utilisation."""
+    tokens, h = batch * seq, hidden
+    per_layer = 2 * tokens * 12 * h * h + 2 * 2 * batch * seq * seq * h  # q, k, v, out, 4h FFN; QK^T and PV
+    m = seq if last_queries is None else last_queries
+    last = 2 * tokens * 2 * h * h + 2 * batch * m * 10 * h * h + 2 * 2 * batch * m * seq * h  # k, v everywhere
+    head = 2 * predicted * (h * h + h * vocab)
+    return 3 * ((layers - 1) * per_layer + last + head)
 
 
 def main() -> None:
@@ -84,11 +91,14 @@ def main() -> None:
 
         times = time_interleaved({"transformers": step(theirs), "selfsup": step(ours)}, args.repeats)
         n_masked = int(masked.sum())
+        last_queries = prediction_positions(labels, with_first=True)[0].shape[1]
         flops = {"transformers": matmul_flops(layers, hidden, args.seq, args.batch, args.vocab, args.batch * args.seq),
-                 "selfsup": matmul_flops(layers, hidden, args.seq, args.batch, args.vocab, n_masked)}
+                 "selfsup": matmul_flops(layers, hidden, args.seq, args.batch, args.vocab, n_masked, last_queries)}
         tokens = args.batch * args.seq
         results[size] = {
-            "layers": layers, "hidden": hidden, "heads": heads,
+            "layers": layers, "hidden": hidden, "heads": heads, "masked_tokens": n_masked,
+            "last_layer_queries_per_sequence": last_queries,
+            "matmul_gflop_per_step": {k: v / 1e9 for k, v in flops.items()},
             "tokens_per_second": {k: tokens / t for k, t in times.items()},
             "speedup": times["transformers"] / times["selfsup"],
             "mfu": {k: flops[k] / times[k] / ceiling for k in times},
