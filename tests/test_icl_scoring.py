@@ -2,7 +2,9 @@
 one-request-one-forward scoring, and both equal transformers' own loss."""
 from __future__ import annotations
 
+import inspect
 import json
+import warnings
 
 import pytest
 import torch
@@ -12,7 +14,8 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PreTrain
 import selfsup  # noqa: F401  (registers selfsup-gpt)
 from selfsup.icl.harness import evaluate_task
 from selfsup.icl.requests import Request, encode_pair
-from selfsup.icl.scoring import length_batches, score_fast, score_naive
+from selfsup.icl.generation import generate_until
+from selfsup.icl.scoring import _cache_name, length_batches, score_fast, score_naive
 from selfsup.icl.tasks import FORMATS, load_task_file
 
 
@@ -95,6 +98,19 @@ def test_fast_matches_naive_with_uneven_lengths_mixed_choices_and_repeated_conte
             fast = score_fast(model, requests, batch_size=batch_size, pad_token_id=3, forward_cost=forward_cost)
             assert max(abs(a.logprob - b.logprob) for a, b in zip(naive, fast)) < 1e-4
             assert [a.is_greedy for a in naive] == [b.is_greedy for b in fast]
+
+
+def test_the_kv_cache_is_passed_by_the_keyword_each_forward_declares():
+    # transformers 5.24 renamed past_key_values to cache (the old name warns until 5.40);
+    # selfsup-gpt takes past_key_values, and would drop an unknown keyword into **kwargs.
+    llama, ours = tiny_llama(), tiny_selfsup_gpt()
+    declared = inspect.signature(type(llama).forward).parameters
+    assert _cache_name(llama) == ("cache" if "cache" in declared else "past_key_values")
+    assert _cache_name(ours) == "past_key_values"
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", FutureWarning)
+        score_fast(llama, uneven_requests(), pad_token_id=3)
+        generate_until(llama, byte_tokenizer(), [[5, 6, 7], [8, 9]], ["\n"], 4, pad_token_id=3)
 
 
 def test_single_token_choices_cost_one_forward_per_batch_without_a_cache():

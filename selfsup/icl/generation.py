@@ -14,7 +14,7 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .scoring import _device, _pad  # one left-padding for scoring and generation
+from .scoring import _cache_name, _cache_of, _device, _pad  # one left-padding and cache keyword for both
 
 
 @dataclass
@@ -75,7 +75,7 @@ def generate_until(model, tokenizer, contexts: list[list[int]], until: Sequence[
                 break
             mask = torch.cat([mask, mask.new_ones(len(batch), 1)], dim=1)
             out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=lengths + step,
-                        past_key_values=out.past_key_values, use_cache=True)
+                        **{_cache_name(model): _cache_of(out)}, use_cache=True)
         for row, i in enumerate(batch):
             text = tokenizer.decode(tokens[row], skip_special_tokens=True)
             results[i] = Generation(text=text, answer=cut(text, until, delimiter)[0], finish=finish[row] or "length")

@@ -12,6 +12,7 @@ whether every continuation token is the argmax (greedy) prediction.
 """
 from __future__ import annotations
 
+import inspect
 from dataclasses import dataclass
 
 import torch
@@ -34,6 +35,20 @@ class Score:
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
+
+
+def _cache_name(model) -> str:
+    """The keyword ``forward`` takes the KV cache by. transformers 5.24 renamed
+    ``past_key_values`` to ``cache`` (the old name warns, and goes in 5.40); earlier releases,
+    and models written for them (selfsup-gpt among them), take ``past_key_values``."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # through a peft wrapper
+    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
+
+
+def _cache_of(output):
+    """The KV cache a forward returned, under either name (see :func:`_cache_name`)."""
+    cache = getattr(output, "cache", None)
+    return cache if cache is not None else output.past_key_values
 
 
 def _score_tokens(logp: torch.Tensor, targets: torch.Tensor) -> Score:
@@ -99,7 +114,7 @@ def score_fast(model, requests: list[Request], batch_size: int = 8, pad_token_id
         rest = [(row, i) for row, c in enumerate(batch) for i in by_context[c] if len(requests[i].continuation) > 1]
         cache = DynamicCache() if rest else None  # filled in place by the forward
         out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                    past_key_values=cache, use_cache=bool(rest), logits_to_keep=1)
+                    **{_cache_name(model): cache}, use_cache=bool(rest), logits_to_keep=1)
         first = out.logits[:, -1].float().log_softmax(-1)  # (batch, vocab): predicts each choice's 1st token
         # Every choice's first token, one gather for the whole batch.
         rows = [row for row, c in enumerate(batch) for _ in by_context[c]]
@@ -132,7 +147,7 @@ def _score_rest(model, requests: list[Request], rest: list[tuple[int, int]], cac
         part_cache = DynamicCache([(layer.keys[rows], layer.values[rows]) for layer in cache.layers])
         logits = model(input_ids=ids, attention_mask=torch.cat([mask[rows], real], dim=1),
                        position_ids=ctx_len[rows, None] + torch.arange(ids.shape[1], device=device),
-                       past_key_values=part_cache, use_cache=True).logits
+                       **{_cache_name(model): part_cache}, use_cache=True).logits
         real = real.bool()
         logp = logits[real].float().log_softmax(-1)  # (real tokens, vocab): padding is never normalised
         token_lp = torch.zeros(real.shape, device=device).masked_scatter_(real, logp.gather(-1, targets[real, None])[:, 0])
