@@ -13,6 +13,8 @@ from safetensors.torch import load_file
 
 from selfsup.training import NonFiniteLossError
 from selfsup.training.checkpoint import latest_checkpoint, list_checkpoints
+from selfsup.training.config import TrainingConfig
+from selfsup.training.loop import cpu_threads, make_accelerator
 from selfsup.training.optim import lr_lambda, parameter_groups
 
 sys.path.insert(0, str(Path(__file__).parent))
@@ -115,3 +117,19 @@ def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path, accelera
     assert one["learning_rates"] == pytest.approx([0.0, 5e-3, 1e-2, 5e-3])
     assert_same_weights(load_file(tmp_path / "one" / "weights.safetensors"),
                         load_file(tmp_path / "two" / "weights.safetensors"), atol=1e-5)
+
+
+def test_cpu_training_uses_this_process_share_of_its_cores_unless_told(monkeypatch, tmp_path):
+    # `accelerate launch` without --cpu exports OMP_NUM_THREADS=1: a CPU run would use one core.
+    cores = len(os.sched_getaffinity(0))
+    assert cpu_threads(0, 1) == cores and cpu_threads(0, cores + 1) == 1 and cpu_threads(3, 2) == 3
+    before = torch.get_num_threads()
+    try:
+        monkeypatch.setenv("OMP_NUM_THREADS", "1")
+        torch.set_num_threads(1)
+        make_accelerator(TrainingConfig(output_dir=str(tmp_path), report_to="none"))
+        assert torch.get_num_threads() == cores
+        make_accelerator(TrainingConfig(output_dir=str(tmp_path), report_to="none", cpu_threads=1))
+        assert torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)

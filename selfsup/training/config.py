@@ -34,3 +34,7 @@ class TrainingConfig:
     resume_from_checkpoint: bool = field(default=False, metadata={"help": "resume from the latest checkpoint"})
     report_to: str = field(default="tensorboard", metadata={"help": "an Accelerate tracker, or 'none'"})
     dataloader_num_workers: int = 0
+    cpu_threads: int = field(default=0, metadata={
+        "help": "torch threads per process when training on the CPU; 0: the cores this process may run on, shared "
+                "among this machine's processes. Chosen here because `accelerate launch` without --cpu sets "
+                "OMP_NUM_THREADS=1, which leaves every other core idle"})

@@ -20,7 +20,9 @@ normalisers of the window, e.g. target tokens) and ``loss_fn(model, batch, count
 from __future__ import annotations
 
 import json
+import logging
 import math
+import os
 import time
 from contextlib import nullcontext
 from dataclasses import asdict, dataclass
@@ -37,6 +39,9 @@ from tqdm.auto import tqdm
 from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .optim import build_optimizer
+
+
+logger = logging.getLogger(__name__)
 
 
 class NonFiniteLossError(RuntimeError):
@@ -73,8 +78,22 @@ class LoopState:
 
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     log_with = None if config.report_to in ("none", "", None) else config.report_to
-    return Accelerator(mixed_precision=config.mixed_precision, log_with=log_with, project_dir=config.output_dir,
-                       dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
+    accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=log_with, project_dir=config.output_dir,
+                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
+    if accelerator.device.type == "cpu":
+        threads = cpu_threads(config.cpu_threads, int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes)))
+        torch.set_num_threads(threads)
+        logger.info("training on the CPU with %d thread(s) per process (--cpu_threads to change)", threads)
+    return accelerator
+
+
+def cpu_threads(requested: int, local_processes: int) -> int:
+    """``requested`` if set, else the cores this process may run on (its affinity, so
+    ``taskset`` is honoured) divided among the ``local_processes`` on this machine."""
+    if requested > 0:
+        return requested
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+    return max(1, cores // max(1, local_processes))
 
 
 class Trainer:
