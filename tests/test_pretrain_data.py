@@ -196,3 +196,14 @@ def test_a_corpus_too_small_for_any_pair_is_rejected_naming_it(tmp_path, wordpie
     with pytest.raises(InputError, match="at least 2 documents") as err:
         build_pretraining_data(str(path), wordpiece, InstanceConfig(), eval_documents=0)
     assert str(path) in str(err.value)
+
+
+def test_training_the_tokenizer_twice_gives_the_same_tokenizer(wiki_docs, wordpiece):
+    # tokenizers numbers "##" pieces in hash-map order and breaks merge ties by those numbers
+    # (huggingface/tokenizers#1794): without train_wordpiece's fix, each run differs here.
+    texts = [" ".join(d) for d in wiki_docs]
+    again = train_wordpiece(texts, vocab_size=4000)
+    assert again.backend_tokenizer.to_str() == wordpiece.backend_tokenizer.to_str()
+    # The pieces declared up front to fix their ids are ordinary vocabulary, not special tokens.
+    assert sorted(again.all_special_tokens) == ["[CLS]", "[MASK]", "[PAD]", "[SEP]", "[UNK]"]
+    assert "##s" in again.get_vocab() and "##s" in again.tokenize("cats")[1:]
