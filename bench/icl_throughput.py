@@ -20,7 +20,7 @@ import torch
 from selfsup import resources
 from selfsup.icl.fewshot import sample_demonstrations
 from selfsup.icl.harness import max_context_length
-from selfsup.icl.models import load_model
+from selfsup.icl.models import load_model, pad_token_id
 from selfsup.icl.requests import build_pairs, encode_pair
 from selfsup.icl.results import package_versions
 from selfsup.icl.scoring import score_fast, score_naive
@@ -55,7 +55,7 @@ def main() -> None:
     device = torch.device("cuda" if torch.cuda.is_available() else "cpu")
     model.to(device)
     length = max_context_length(model, tokenizer, None)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = pad_token_id(tokenizer)
     report = {"model": model_path, "num_fewshot": args.num_fewshot, "batch_size": args.batch_size,
               "device": str(device), "torch_threads": torch.get_num_threads(), "packages": package_versions(),
               "load_average_before": os.getloadavg(), "tasks": {}}

@@ -250,3 +250,13 @@ def test_a_peft_adapter_is_applied_on_top_of_the_base_model(tmp_path):
     with torch.no_grad():
         assert torch.allclose(loaded(input_ids=ids).logits, adapted.eval()(input_ids=ids).logits, atol=1e-5)
         assert not torch.allclose(loaded(input_ids=ids).logits, base(input_ids=ids).logits, atol=1e-3)
+
+
+def test_batches_are_padded_with_the_pad_token_else_eos_else_zero():
+    from types import SimpleNamespace as T
+
+    from selfsup.icl.models import pad_token_id
+    assert pad_token_id(T(pad_token_id=7, eos_token_id=2)) == 7
+    assert pad_token_id(T(pad_token_id=None, eos_token_id=0)) == 0
+    assert pad_token_id(T(pad_token_id=None, eos_token_id=2)) == 2
+    assert pad_token_id(T(pad_token_id=None, eos_token_id=None)) == 0

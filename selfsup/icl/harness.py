@@ -12,6 +12,7 @@ from ..errors import InputError
 from .fewshot import sample_demonstrations
 from .generation import generate_until
 from .metrics import METRICS, REPORTED, bootstrap_stderr
+from .models import pad_token_id
 from .requests import build_context, build_pairs, encode_context, encode_pair, gold_answer, render
 from .scoring import score_fast, score_naive
 from .tasks import TaskSpec
@@ -55,7 +56,7 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
         indices = indices[accelerator.process_index::accelerator.num_processes]
     length = max_context_length(model, tokenizer, max_length)
 
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else (tokenizer.eos_token_id or 0)
+    pad = pad_token_id(tokenizer)
     records = []
     for i in indices:
         doc = docs[i]

@@ -23,3 +23,11 @@ def load_model(model: str, gguf_file: str | None = None, peft: str | None = None
         from peft import PeftModel
         lm = PeftModel.from_pretrained(lm, peft)
     return lm.eval(), tokenizer
+
+
+def pad_token_id(tokenizer) -> int:
+    """The id to pad batches with: the tokenizer's pad token, else its EOS (causal LMs often
+    have no pad token), else 0. Padded positions are masked out, so any id is correct."""
+    if tokenizer.pad_token_id is not None:
+        return tokenizer.pad_token_id
+    return tokenizer.eos_token_id if tokenizer.eos_token_id is not None else 0
