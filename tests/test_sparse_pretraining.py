@@ -1,8 +1,9 @@
-"""Pretraining computes only what its losses read, and gets the same numbers as computing all.
+"""Training computes only what its losses read, and gets the same numbers as computing all.
 
 Two shortcuts, each checked against the plain computation: the last encoder layer runs only
-at the masked positions and [CLS] (``output_positions``), and the vocabulary projection's
-cross-entropy runs vocabulary-major with a reused softmax buffer (``vocab_loss.py``).
+where a loss reads it (``output_positions``: the masked positions and [CLS] in pretraining,
+[CLS] alone for sequence classification), and the vocabulary projection's cross-entropy runs
+vocabulary-major with a reused softmax buffer (``vocab_loss.py``).
 """
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from selfsup.modeling import SelfsupBertConfig, SelfsupBertForMaskedLM, SelfsupBertForPreTraining, SelfsupBertModel
+from selfsup.modeling import (SelfsupBertConfig, SelfsupBertForMaskedLM, SelfsupBertForPreTraining,
+                              SelfsupBertForSequenceClassification, SelfsupBertModel)
 from selfsup.modeling.attention import MultiHeadAttention
 from selfsup.modeling.bert import prediction_positions
 from selfsup.modeling.vocab_loss import SoftmaxBuffer, vocab_cross_entropy
@@ -90,6 +92,26 @@ def test_pretraining_losses_logits_and_every_gradient_equal_the_full_computation
     assert sparse_grads.keys() == full_grads.keys() == {n for n, _ in model.named_parameters()}
     for n in full_grads:
         torch.testing.assert_close(sparse_grads[n], full_grads[n], atol=1e-6, rtol=1e-5, msg=n)
+
+
+def test_sequence_classification_runs_the_last_layer_at_cls_only_with_the_same_logits_and_gradients():
+    torch.manual_seed(0)
+    model = SelfsupBertForSequenceClassification(SelfsupBertConfig(**TINY, num_labels=3)).eval()
+    ids, mask, _ = batch()
+    labels = torch.tensor([0, 2, 1, 2])
+
+    def run(**extra):
+        model.zero_grad()
+        out = model(ids, attention_mask=mask, labels=labels, **extra)
+        out.loss.backward()
+        return out.logits, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    logits, grads = run()
+    full_logits, full_grads = run(output_hidden_states=True)  # the last layer runs everywhere
+    torch.testing.assert_close(logits, full_logits, atol=1e-6, rtol=0)
+    assert grads.keys() == full_grads.keys()
+    for n in full_grads:
+        torch.testing.assert_close(grads[n], full_grads[n], atol=1e-6, rtol=1e-5, msg=n)
 
 
 def test_query_positions_are_only_for_bidirectional_attention_without_a_cache():

@@ -7,6 +7,7 @@ Names match transformers' BERT heads (``classifier``, ``qa_outputs``) so habits 
 """
 from __future__ import annotations
 
+import torch
 import torch.nn.functional as F
 from torch import nn
 from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
@@ -37,9 +38,15 @@ class SelfsupBertForSequenceClassification(SelfsupBertPreTrainedModel):
     def forward(self, input_ids, attention_mask=None, token_type_ids=None, position_ids=None, labels=None,
                 output_attentions: bool = False, output_hidden_states: bool = False, return_dict=None,
                 **kwargs) -> SequenceClassifierOutput:
-        """``labels``: (batch,) class ids, or float scores for regression. ``logits``: (batch, num_labels)."""
+        """``labels``: (batch,) class ids, or float scores for regression. ``logits``: (batch, num_labels).
+
+        Only the pooled first token reaches the classifier, so (unless per-layer outputs are
+        asked for) the last layer runs at that position alone."""
+        first = None
+        if not (output_attentions or output_hidden_states):
+            first = torch.zeros(input_ids.shape[0], 1, dtype=torch.long, device=input_ids.device)
         out = self.bert(input_ids, attention_mask, token_type_ids, position_ids, output_attentions,
-                        output_hidden_states)
+                        output_hidden_states, output_positions=first)
         logits = self.classifier(self.dropout(out.pooler_output))
         loss = None
         if labels is not None:
