@@ -98,7 +98,7 @@ def score_fast(model, requests: list[Request], batch_size: int = 8, pad_token_id
                forward_cost: int = FORWARD_COST, progress: bool = False) -> list[Score]:
     """``batch_size`` caps the distinct contexts per forward; ``forward_cost`` is how many padded
     tokens a further forward is worth (``length_batches``). Results are in request order."""
-    device = _device(model)
+    device, cache_kw = _device(model), _cache_name(model)
     by_context: dict[tuple[int, ...], list[int]] = {}
     for i, r in enumerate(requests):
         by_context.setdefault(tuple(r.context), []).append(i)
@@ -114,7 +114,7 @@ def score_fast(model, requests: list[Request], batch_size: int = 8, pad_token_id
         rest = [(row, i) for row, c in enumerate(batch) for i in by_context[c] if len(requests[i].continuation) > 1]
         cache = DynamicCache() if rest else None  # filled in place by the forward
         out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                    **{_cache_name(model): cache}, use_cache=bool(rest), logits_to_keep=1)
+                    **{cache_kw: cache}, use_cache=bool(rest), logits_to_keep=1)
         first = out.logits[:, -1].float().log_softmax(-1)  # (batch, vocab): predicts each choice's 1st token
         # Every choice's first token, one gather for the whole batch.
         rows = [row for row, c in enumerate(batch) for _ in by_context[c]]
@@ -125,13 +125,13 @@ def score_fast(model, requests: list[Request], batch_size: int = 8, pad_token_id
         for i, v, h in zip(index, lp, hit):
             logprob[i], greedy[i] = v, h
         if rest:
-            _score_rest(model, requests, rest, cache, mask, pad_token_id, forward_cost, logprob, greedy)
+            _score_rest(model, requests, rest, cache, mask, pad_token_id, forward_cost, logprob, greedy, cache_kw)
     return [Score(v, g) for v, g in zip(logprob, greedy)]
 
 
 def _score_rest(model, requests: list[Request], rest: list[tuple[int, int]], cache: DynamicCache,
                 mask: torch.Tensor, pad_token_id: int, forward_cost: int, logprob: list[float],
-                greedy: list[bool]) -> None:
+                greedy: list[bool], cache_kw: str) -> None:
     """Tokens 2.. of each continuation in ``rest``, given the context batch's ``cache`` and
     ``mask`` (batch, width); adds to ``logprob`` and ``greedy`` in place."""
     device = mask.device
@@ -147,7 +147,7 @@ def _score_rest(model, requests: list[Request], rest: list[tuple[int, int]], cac
         part_cache = DynamicCache([(layer.keys[rows], layer.values[rows]) for layer in cache.layers])
         logits = model(input_ids=ids, attention_mask=torch.cat([mask[rows], real], dim=1),
                        position_ids=ctx_len[rows, None] + torch.arange(ids.shape[1], device=device),
-                       **{_cache_name(model): part_cache}, use_cache=True).logits
+                       **{cache_kw: part_cache}, use_cache=True).logits
         real = real.bool()
         logp = logits[real].float().log_softmax(-1)  # (real tokens, vocab): padding is never normalised
         token_lp = torch.zeros(real.shape, device=device).masked_scatter_(real, logp.gather(-1, targets[real, None])[:, 0])
