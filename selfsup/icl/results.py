@@ -70,16 +70,17 @@ def plot_curve(results: list[TaskResult], path: Path, metric: str | None = None)
     matplotlib.use("Agg")  # files only: no display on servers
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 4))
+    fig, ax = plt.subplots(figsize=(8, 4))
     for task in sorted({r.task for r in results}):
         runs = [r for r in results if r.task == task]
         name = metric or primary_metric(runs[0])
         points = sorted((r.num_fewshot, r.metrics[name], r.metrics[f"{name}_stderr"]) for r in runs)
         ax.errorbar([p[0] for p in points], [p[1] for p in points], yerr=[p[2] for p in points], marker="o",
                     capsize=3, label=f"{task} ({name})")
+    ax.set_xticks(sorted({r.num_fewshot for r in results}))  # the shots run, not fractions between them
     ax.set_xlabel("demonstrations (shots)")
     ax.set_ylabel(metric or "score")
-    ax.legend(fontsize="small")
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the axes: ten tasks cover the lines
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
