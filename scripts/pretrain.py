@@ -72,10 +72,12 @@ def main(args: list[str] | None = None) -> dict:
 
     masking = dict(mlm_probability=data_cfg.mlm_probability, whole_word_mask=data_cfg.whole_word_mask,
                    max_predictions_per_seq=data_cfg.max_predictions_per_seq)
-    train_collator = MaskingCollator.for_tokenizer(tokenizer, **masking)
+    # Masks from (seed, epoch, row index): a resumed run masks exactly as an uninterrupted one.
+    train_collator = MaskingCollator.for_tokenizer(tokenizer, seed=train_cfg.seed, **masking)
     evaluate_fn = make_evaluate_fn(data.eval, train_collator, train_cfg.per_device_eval_batch_size,
                                    train_cfg.seed) if len(data.eval) else None
-    trainer = Trainer(model, train_cfg, data.train.remove_columns(["source"]), train_collator,
+    train_rows = data.train.remove_columns(["source"]).add_column("index", range(len(data.train)))
+    trainer = Trainer(model, train_cfg, train_rows, train_collator,
                       loss_fn=pretraining_loss, count_fn=count_targets, evaluate_fn=evaluate_fn,
                       accelerator=accelerator, hparams={**asdict(data_cfg), **asdict(model_cfg)})
     summary = trainer.train()

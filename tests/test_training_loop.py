@@ -99,9 +99,10 @@ def test_no_weight_decay_on_biases_and_layer_norms():
     assert all(p.ndim == 1 for p in no_decay["params"])
 
 
-def _launch(launch, out: Path, processes: int, batch: int, steps: int) -> dict:
+def _launch(launch, out: Path, processes: int, batch: int, steps: int, epochs: float = 1.0, accumulation: int = 1) -> dict:
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
-    cmd = [*launch(processes), str(HERE / "tiny_training.py"), str(out), str(batch), "1", str(steps)]
+    cmd = [*launch(processes), str(HERE / "tiny_training.py"), str(out), str(batch), str(accumulation), str(steps),
+           str(epochs)]
     result = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-3000:]
     return json.loads((out / "run.json").read_text())
@@ -117,6 +118,32 @@ def test_two_processes_equal_one_process_with_twice_the_batch(tmp_path, accelera
     assert one["learning_rates"] == pytest.approx([0.0, 5e-3, 1e-2, 5e-3])
     assert_same_weights(load_file(tmp_path / "one" / "weights.safetensors"),
                         load_file(tmp_path / "two" / "weights.safetensors"), atol=1e-5)
+
+
+def test_an_epoch_is_one_pass_over_the_data_by_all_processes_together(tmp_path, accelerate_launch):
+    # Trained by epochs, as users do: 64 rows, 2 epochs. One process at batch 16 takes 4
+    # steps an epoch; two processes at batch 8 each read half the rows and must take the
+    # same 4 (not 8, as when steps were counted before Accelerate sharded the loader).
+    one = _launch(accelerate_launch, tmp_path / "one", processes=1, batch=16, steps=-1, epochs=2)
+    two = _launch(accelerate_launch, tmp_path / "two", processes=2, batch=8, steps=-1, epochs=2)
+    assert two["num_processes"] == 2
+    assert one["steps"] == two["steps"] == 8
+    assert one["train_samples"] == two["train_samples"] == 128  # examples/s counts every process's rows
+    assert one["epochs"] == two["epochs"] == [0.25 * s for s in range(1, 9)]
+    assert one["learning_rates"] == two["learning_rates"]
+    assert_same_weights(load_file(tmp_path / "one" / "weights.safetensors"),
+                        load_file(tmp_path / "two" / "weights.safetensors"), atol=1e-5)
+
+
+def test_an_epoch_that_does_not_fill_the_last_window_still_steps_once_for_it(tmp_path):
+    # 64 rows at batch 8 are 8 batches; windows of 3 are 3 + 3 + 2: three updates an epoch,
+    # the last over 2 batches, normalised by that window's own targets.
+    trainer = make_trainer(tmp_path, per_device_batch=8, accumulation=3, steps=-1, num_train_epochs=2)
+    summary = trainer.train()
+    assert trainer.steps_per_epoch == 3 and summary["steps"] == 6 and summary["epoch"] == 2.0
+    assert summary["train_samples"] == 128
+    adam_steps = {int(state["step"]) for state in trainer.optimizer.optimizer.state.values()}
+    assert adam_steps == {6}  # one update per window, none per micro-batch
 
 
 def test_cpu_training_uses_this_process_share_of_its_cores_unless_told(monkeypatch, tmp_path):

@@ -2,7 +2,8 @@
 
 Run as a script (under ``accelerate launch``) it trains and writes the final weights and
 the learning rate seen at each step, so runs with different process counts can be
-compared: ``python tiny_training.py OUT_DIR PER_DEVICE_BATCH ACCUMULATION STEPS``.
+compared: ``python tiny_training.py OUT_DIR PER_DEVICE_BATCH ACCUMULATION STEPS [EPOCHS]``
+(STEPS <= 0: train by EPOCHS instead).
 """
 from __future__ import annotations
 
@@ -55,13 +56,16 @@ def make_trainer(output_dir, per_device_batch: int, accumulation: int, steps: in
 
 if __name__ == "__main__":
     out, batch, accumulation, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
-    trainer = make_trainer(out, batch, accumulation, steps)
-    trainer.train()
+    epochs = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
+    trainer = make_trainer(out, batch, accumulation, steps, num_train_epochs=epochs)
+    summary = trainer.train()
     trainer.save_model(f"{out}/model")  # collective after train(): the process group must still exist
     if trainer.accelerator.is_main_process:
         model = trainer.accelerator.unwrap_model(trainer.model)
         save_file({k: v.clone() for k, v in model.state_dict().items()}, f"{out}/weights.safetensors")
         lrs = [h["learning_rate"] for h in trainer.history if "learning_rate" in h]
-        json.dump({"learning_rates": lrs, "num_processes": trainer.accelerator.num_processes},
+        json.dump({"learning_rates": lrs, "num_processes": trainer.accelerator.num_processes,
+                   "epochs": [h["epoch"] for h in trainer.history if "epoch" in h], "steps": summary["steps"],
+                   "train_samples": summary["train_samples"]},
                   open(f"{out}/run.json", "w"))
     trainer.accelerator.end_training()  # release the process group: gloo aborts at exit otherwise

@@ -2,7 +2,6 @@
 metrics JSON with provenance and a predictions file."""
 from __future__ import annotations
 
-import copy
 import csv
 import json
 import time
@@ -89,22 +88,6 @@ def add_lora(model, task: TaskSpec, cfg: FinetuneConfig):
     return get_peft_model(model, lora)
 
 
-def save_best(trainer: Trainer, path: Path, tokenizer) -> None:
-    """A plain Hub-style folder that reloads with its head, labels and tokenizer. LoRA
-    adapters are merged into a copy first: an adapter-only folder would reload the base
-    config (no ``id2label``) and need peft to be usable."""
-    model = trainer.accelerator.unwrap_model(trainer.model)
-    if not hasattr(model, "merge_and_unload"):
-        trainer.save_model(path, tokenizer)
-        return
-    trainer.accelerator.wait_for_everyone()
-    if trainer.accelerator.is_main_process:
-        merged = copy.deepcopy(model).merge_and_unload()
-        merged.save_pretrained(path, safe_serialization=True)
-        tokenizer.save_pretrained(path)
-    trainer.accelerator.wait_for_everyone()
-
-
 def _loss_share(count_key: str):
     """The model's mean loss, rescaled to its share of the window's total (exact under
     accumulation and multiple processes)."""
@@ -113,7 +96,7 @@ def _loss_share(count_key: str):
             return {"n": (batch["labels"] != -100).sum()}
         return {"n": torch.tensor(batch["input_ids"].shape[0], device=batch["input_ids"].device)}
 
-    def loss(model, batch, counts):
+    def loss(model, batch, counts, state):
         out = model(**batch)
         return out.loss * count(batch)["n"] / counts["n"].clamp(min=1), out
     return count, loss
@@ -142,39 +125,35 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
     collator = DataCollatorForTokenClassification(tokenizer) if task.case == "token" else \
         DataCollatorWithPadding(tokenizer)
     out_dir = Path(train_cfg.output_dir)
-    best = {"value": -float("inf"), "metrics": None, "step": None}
-    trainer_ref = {}
 
-    def evaluate_fn(model, acc):
+    def evaluate_fn(model, acc, state):
         outputs = evaluation.predict(model, acc, eval_features, collator, train_cfg.per_device_eval_batch_size,
                                      OUTPUT_KEYS[task.case])
-        values, predictions = evaluation.score(task, eval_examples, eval_features, outputs, cfg)
-        key = task.selection_metric
-        if values[key] > best["value"]:
-            best.update(value=values[key], metrics=values, step=trainer_ref["t"].state.step)
-            save_best(trainer_ref["t"], out_dir / "best", tokenizer)
-            if acc.is_main_process:
-                write_predictions(out_dir / "predictions_validation.tsv", eval_examples, predictions, task)
-        return values
+        return evaluation.score(task, eval_examples, eval_features, outputs, cfg)[0]
 
     count_fn, loss_fn = _loss_share("tokens" if task.case == "token" else "examples")
     train_columns = [c for c in train_features.column_names
                      if c in ("input_ids", "attention_mask", "token_type_ids", "labels", "start_positions",
                               "end_positions")]
-    steps_per_epoch = -(-len(train_features) // (train_cfg.per_device_train_batch_size * accelerator.num_processes
-                                                 * train_cfg.gradient_accumulation_steps))
     if train_cfg.eval_steps == 0:  # evaluate every epoch
-        train_cfg = replace(train_cfg, eval_steps=max(1, steps_per_epoch))
+        train_cfg = replace(train_cfg, eval_strategy="epoch")
+    # The best checkpoint by the task's own selection metric is what a user takes away.
+    train_cfg = replace(train_cfg, metric_for_best_model=train_cfg.metric_for_best_model or task.selection_metric)
     trainer = Trainer(model, train_cfg, train_features.select_columns(train_columns), collator, loss_fn=loss_fn,
                       count_fn=count_fn, evaluate_fn=evaluate_fn, accelerator=accelerator,
-                      hparams=asdict(cfg))
-    trainer_ref["t"] = trainer
+                      hparams=asdict(cfg), tokenizer=tokenizer)
     summary = trainer.train()
-    result = {"task": task.name, "task_version": task.version, "case": task.case, "best": best["metrics"],
-              "best_step": best["step"], "final": summary["eval"], "train_examples": len(train_examples),
-              "eval_examples": len(eval_examples), "train_seconds": summary["train_seconds"],
-              "train_examples_per_second": len(train_features) * train_cfg.num_train_epochs / summary["train_seconds"]
-              if train_cfg.max_steps <= 0 else None,
+    best_model = accelerator.prepare(AUTO_CLASS[task.case].from_pretrained(trainer.best_dir))
+    outputs = evaluation.predict(best_model, accelerator, eval_features, collator,
+                                 train_cfg.per_device_eval_batch_size, OUTPUT_KEYS[task.case])
+    best_values, predictions = evaluation.score(task, eval_examples, eval_features, outputs, cfg)
+    if accelerator.is_main_process:
+        write_predictions(out_dir / "predictions_validation.tsv", eval_examples, predictions, task)
+    result = {"task": task.name, "task_version": task.version, "case": task.case, "best": best_values,
+              "best_step": trainer.state.best_step, "final": summary["eval"], "train_examples": len(train_examples),
+              "eval_examples": len(eval_examples), "epochs": summary["epoch"], "steps": summary["steps"],
+              "train_seconds": summary["train_seconds"],
+              "train_examples_per_second": summary["train_samples_per_second"],
               "wall_seconds": time.time() - start, "model": model_source, "model_path": cfg.model_name_or_path, "finetune": asdict(cfg),
               "training": asdict(train_cfg), "num_processes": accelerator.num_processes,
               "versions": _versions()}

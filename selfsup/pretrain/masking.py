@@ -4,6 +4,12 @@
 ``whole_word_mask``, using the word ids the fast tokenizer gave each token, so it works
 for WordPiece, BPE or SentencePiece alike); of those 80% become ``[MASK]``, 10% a random
 token, 10% stay. Labels are the original ids at chosen positions and -100 elsewhere.
+
+When the collator has a ``seed`` and the rows carry their dataset ``index``, each row's
+draws come from a generator seeded by (seed, epoch, index): a row gets a fresh mask every
+epoch, and the same one whatever the batch it lands in, the process that reads it or the
+point a run was resumed from. The training loop tells the collator the epoch
+(``set_epoch``).
 """
 from __future__ import annotations
 
@@ -29,7 +35,9 @@ class MaskingCollator:
     max_predictions_per_seq: int | None = None  # BERT used 20 at length 128
     whole_word_mask: bool = False
     pad_to_multiple_of: int | None = 8  # tensor-core / SIMD friendly shapes
-    generator: torch.Generator | None = None  # None: the global RNG (saved in checkpoints)
+    generator: torch.Generator | None = None  # draws for rows without an index: None = the global RNG
+    seed: int | None = None  # per-row masks from (seed, epoch, row index), for rows with an "index"
+    epoch: int = 0
 
     @classmethod
     def for_tokenizer(cls, tokenizer, **kwargs) -> "MaskingCollator":
@@ -44,16 +52,22 @@ class MaskingCollator:
         self._random_ids = allowed.nonzero().squeeze(1)
         self._special_ids = torch.tensor(sorted(set(self.special_token_ids) | {self.pad_token_id, self.mask_token_id}))
 
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
     def __call__(self, features: list[dict]) -> dict[str, torch.Tensor]:
         batch = self.pad(features)
-        batch["input_ids"], batch["labels"] = self.mask(batch["input_ids"], batch.pop("word_ids"))
+        seeds = None
+        if self.seed is not None and "index" in features[0]:
+            seeds = [row_seed(self.seed, self.epoch, f["index"]) for f in features]
+        batch["input_ids"], batch["labels"] = self.mask(batch["input_ids"], batch.pop("word_ids"), seeds)
         return batch
 
     def pad(self, features: list[dict]) -> dict[str, torch.Tensor]:
         """Pads the model fields of ``features`` to (batch, seq): ``input_ids`` with the pad
         id, ``labels`` with -100, ``word_ids`` with -1, ``token_type_ids`` with 0; adds
         ``attention_mask``; ``next_sentence_label`` becomes (batch,). Other columns
-        (``source`` provenance) are left out."""
+        (``source`` provenance, ``index``) are left out."""
         length = max(len(f["input_ids"]) for f in features)
         if self.pad_to_multiple_of:
             length = -(-length // self.pad_to_multiple_of) * self.pad_to_multiple_of
@@ -69,12 +83,33 @@ class MaskingCollator:
             out["attention_mask"][i, :len(f["input_ids"])] = 1
         return out
 
-    def _rand(self, *shape) -> torch.Tensor:
-        return torch.rand(*shape, generator=self.generator)
+    def _draws(self, input_ids: torch.Tensor, groups: torch.Tensor, row_seeds: list[int] | None):
+        """Uniform draws per group (batch, groups) and per token (batch, seq), and random
+        replacement ids (batch, seq). With ``row_seeds`` each row draws only over its own
+        tokens from its own generator (padding gets 1.0: never chosen), so its draws do not
+        depend on the rest of the batch."""
+        shape, n_groups = input_ids.shape, int(groups.max()) + 1
+        if row_seeds is None:
+            return (torch.rand(shape[0], n_groups, generator=self.generator), torch.rand(*shape, generator=self.generator),
+                    torch.randint(len(self._random_ids), shape, generator=self.generator))
+        group_draw, action = torch.ones(shape[0], n_groups), torch.ones(shape)
+        pick = torch.zeros(shape, dtype=torch.long)
+        trailing_pad = (input_ids == self.pad_token_id).flip(1).long().cumprod(1).sum(1)
+        g = torch.Generator()
+        for r, seed in enumerate(row_seeds):
+            g.manual_seed(seed)
+            length = shape[1] - int(trailing_pad[r])
+            row_groups = int(groups[r, :length].max()) + 1 if length else 0
+            group_draw[r, :row_groups] = torch.rand(row_groups, generator=g)
+            action[r, :length] = torch.rand(length, generator=g)
+            pick[r, :length] = torch.randint(len(self._random_ids), (length,), generator=g)
+        return group_draw, action, pick
 
-    def mask(self, input_ids: torch.Tensor, word_ids: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    def mask(self, input_ids: torch.Tensor, word_ids: torch.Tensor,
+             row_seeds: list[int] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``input_ids``, ``word_ids``: (batch, seq); word id -1 marks special/padding
-        positions, which are never chosen. Returns masked ids and labels."""
+        positions, which are never chosen. ``row_seeds``: one seed per row, or None to draw
+        from ``generator``. Returns masked ids and labels."""
         # Special tokens are never chosen, even inside text (WikiText's literal "<unk>"
         # becomes the unk token of some tokenizers).
         candidate = (word_ids >= 0) & ~torch.isin(input_ids, self._special_ids)
@@ -83,7 +118,7 @@ class MaskingCollator:
         else:  # every token its own group
             groups = torch.arange(input_ids.shape[1]).expand_as(input_ids)
         # One uniform draw per group; a token is chosen when its group's draw is small.
-        group_draw = self._rand(input_ids.shape[0], int(groups.max()) + 1)
+        group_draw, action, pick = self._draws(input_ids, groups, row_seeds)
         draw = group_draw.gather(1, groups)
         chosen = candidate & (draw < self.mlm_probability)
         if self.max_predictions_per_seq is not None:
@@ -93,10 +128,13 @@ class MaskingCollator:
                 chosen.unsqueeze(1)).sum(-1)
             chosen &= tokens_up_to <= self.max_predictions_per_seq
         labels = torch.where(chosen, input_ids, torch.full_like(input_ids, -100))
-        action = self._rand(*input_ids.shape)
         to_mask = chosen & (action < 0.8)
         to_random = chosen & (action >= 0.8) & (action < 0.9)
         masked = input_ids.masked_fill(to_mask, self.mask_token_id)
-        random_ids = self._random_ids[torch.randint(len(self._random_ids), input_ids.shape, generator=self.generator)]
-        masked = torch.where(to_random, random_ids, masked)
+        masked = torch.where(to_random, self._random_ids[pick], masked)
         return masked, labels
+
+
+def row_seed(seed: int, epoch: int, index: int) -> int:
+    """The seed of row ``index``'s mask in ``epoch``."""
+    return ((seed * 1_000_003 + epoch) * 1_000_033 + index) % 2**63

@@ -16,7 +16,7 @@ def count_targets(batch: dict) -> dict[str, torch.Tensor]:
     return counts
 
 
-def pretraining_loss(model, batch: dict, counts: dict[str, torch.Tensor]):
+def pretraining_loss(model, batch: dict, counts: dict[str, torch.Tensor], state=None):
     """MLM summed over masked tokens / masked tokens in the window, plus NSP summed over
     sequences / sequences in the window: both exact under accumulation and processes."""
     inputs = {k: v for k, v in batch.items() if k != "next_sentence_label"}
@@ -56,7 +56,7 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int):
     processes. ``collator`` gives the masking settings and padding."""
     rows = None
 
-    def evaluate(model, accelerator) -> dict[str, float]:
+    def evaluate(model, accelerator, state=None) -> dict[str, float]:
         nonlocal rows
         if rows is None:
             rows = fixed_masks(eval_dataset, collator, seed)

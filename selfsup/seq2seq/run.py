@@ -174,17 +174,15 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
     validation = read_pairs(data_args.validation_file, data_args.source_column, eval_target)[
         : data_args.max_eval_samples] if data_args.validation_file else None
 
-    def evaluate_fn(m, accelerator):
+    def evaluate_fn(m, accelerator, state):
         # Every process decodes the whole (small) validation set: identical numbers, nothing counted twice.
         preds = predict(accelerator.unwrap_model(m), tokenizer, validation, gen_args,
                         train_config.per_device_eval_batch_size, data_args.max_source_length,
                         progress=accelerator.is_local_main_process)
         return score(preds, validation, tokenizer)
 
-    trainer: Trainer | None = None
-
-    def ss_loss(m, batch, counts):
-        out = scheduled_sampling_loss(m, batch, ss_args.gold_probability(trainer.state.step), ss_args.ss_mode,
+    def ss_loss(m, batch, counts, state):
+        out = scheduled_sampling_loss(m, batch, ss_args.gold_probability(state.step), ss_args.ss_mode,
                                       counts["tokens"].clamp(min=1))
         return out.loss, out
 

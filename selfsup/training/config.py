@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import InputError
+
 
 @dataclass
 class TrainingConfig:
@@ -28,13 +30,31 @@ class TrainingConfig:
     # bf16 matmuls are ~80x slower than fp32 on CPUs without AVX-512 BF16: off unless asked.
     mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (GPU)"})
     logging_steps: int = 10
+    eval_strategy: str = field(default="steps", metadata={
+        "help": "steps: every eval_steps; epoch: at the end of every epoch (and always at the end of training)"})
     eval_steps: int = field(default=0, metadata={"help": "evaluate every N optimizer steps (0: at the end only)"})
+    metric_for_best_model: str | None = field(default=None, metadata={
+        "help": "an evaluation metric (e.g. accuracy): the best model so far is kept in output_dir/best"})
+    greater_is_better: bool = True
+    load_best_model_at_end: bool = field(default=False, metadata={
+        "help": "after training, load the weights of output_dir/best (needs metric_for_best_model)"})
     save_steps: int = field(default=0, metadata={"help": "save a resumable checkpoint every N steps (0: never)"})
     save_total_limit: int = 2
-    resume_from_checkpoint: bool = field(default=False, metadata={"help": "resume from the latest checkpoint"})
+    resume_from_checkpoint: str | None = field(default=None, metadata={
+        "help": "true: the latest checkpoint in output_dir (an error if there is none); or a checkpoint folder"})
+    gradient_checkpointing: bool = field(default=False, metadata={
+        "help": "recompute each block's activations in the backward pass: less memory, ~30% more compute"})
     report_to: str = field(default="tensorboard", metadata={"help": "an Accelerate tracker, or 'none'"})
     dataloader_num_workers: int = 0
     cpu_threads: int = field(default=0, metadata={
         "help": "torch threads per process when training on the CPU; 0: the cores this process may run on, shared "
                 "among this machine's processes. Chosen here because `accelerate launch` without --cpu sets "
                 "OMP_NUM_THREADS=1, which leaves every other core idle"})
+
+    def __post_init__(self):
+        if self.eval_strategy not in ("steps", "epoch"):
+            raise InputError(f"{self.eval_strategy!r} is not steps or epoch", field="eval_strategy")
+        if self.load_best_model_at_end and not self.metric_for_best_model:
+            raise InputError("needs --metric_for_best_model", field="load_best_model_at_end")
+        if self.gradient_accumulation_steps < 1:
+            raise InputError(f"{self.gradient_accumulation_steps} must be >= 1", field="gradient_accumulation_steps")

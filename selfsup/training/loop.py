@@ -6,25 +6,40 @@ What it guarantees (each is a test in tests/test_training_loop.py):
   per-target losses over the whole accumulation window on all processes, divided by
   the number of targets in that window; so k micro-batches of B ≡ one batch of k·B, and
   2 processes × B ≡ 1 process × 2B.
+* **One update per window under every backend**: windows run inside
+  ``accelerator.accumulate``, so DDP and FSDP reduce gradients once, DeepSpeed's engine
+  steps once, and clipping goes through ``accelerator.clip_grad_norm_`` (DeepSpeed clips
+  inside its engine, with ``max_grad_norm`` written into its config).
+* **Epochs as in transformers**: an epoch is one pass over the data by all processes
+  together; steps, the schedule, per-epoch evaluation and the logged ``epoch`` are
+  computed from the loader *after* Accelerate has sharded it.
 * **Schedules in optimizer steps**, identical whatever the number of processes (the
   scheduler is stepped once per optimizer step, not once per process).
-* **Resume ≡ uninterrupted**: model, optimizer, scheduler, RNG states and the position in
-  the (seeded) data order are restored.
-* **Non-finite loss stops training** with a clear error before the optimizer step, so
-  nothing built on a NaN is ever saved.
+* **Resume ≡ uninterrupted, bit for bit**: model, optimizer, scheduler, best-model
+  tracking and the position in the (seeded) data order are restored, and the random
+  numbers of optimizer step n (dropout, and anything else drawn from the global
+  generators while computing it) come from generators seeded by (seed, n, process), so
+  they do not depend on where the run was interrupted. Data-side randomness (dynamic
+  masking) is the collator's: a collator with ``set_epoch`` is told the epoch and should
+  derive its draws from (seed, epoch, example index), as ``MaskingCollator`` does.
+* **Non-finite loss stops training** with a clear error before the backward pass (so
+  before any update, DeepSpeed's included), on every process at once, so nothing built on
+  a NaN is ever saved.
 
-A task plugs in with two small functions: ``count_fn(batch) -> {name: tensor}`` (the
-normalisers of the window, e.g. target tokens) and ``loss_fn(model, batch, counts) ->
-(loss, outputs)`` where ``loss`` is this micro-batch's share of the window's loss.
+A task plugs in with small functions: ``count_fn(batch) -> {name: tensor}`` (the
+normalisers of the window, e.g. target tokens), ``loss_fn(model, batch, counts, state) ->
+(loss, outputs)`` where ``loss`` is this micro-batch's share of the window's loss, and
+``evaluate_fn(model, accelerator, state) -> metrics``; ``state`` is the loop's
+:class:`LoopState` (step, epoch, best metric so far).
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import math
 import os
 import time
-from contextlib import nullcontext
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
@@ -32,10 +47,12 @@ from typing import Callable
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, set_seed
+from accelerate.utils import DataLoaderConfiguration, DistributedType, GradientAccumulationPlugin, set_seed
+from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
+from ..errors import InputError
 from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .optim import build_optimizer
@@ -53,7 +70,7 @@ def count_target_tokens(batch: dict) -> dict[str, torch.Tensor]:
     return {"tokens": (batch["labels"] != -100).sum()}
 
 
-def model_loss(model, batch: dict, counts: dict[str, torch.Tensor]):
+def model_loss(model, batch: dict, counts: dict[str, torch.Tensor], state=None):
     """Default loss: the model's own, token-normalised over the window (HF's
     ``num_items_in_batch`` convention)."""
     out = model(**batch, num_items_in_batch=counts["tokens"].clamp(min=1))
@@ -62,11 +79,13 @@ def model_loss(model, batch: dict, counts: dict[str, torch.Tensor]):
 
 @dataclass
 class LoopState:
-    """Where training is: saved with every checkpoint."""
+    """Where training is: saved with every checkpoint, and passed to the task's hooks."""
 
     step: int = 0
     epoch: int = 0
     batches_in_epoch: int = 0
+    best_metric: float | None = None
+    best_step: int | None = None
 
     def state_dict(self) -> dict:
         return asdict(self)
@@ -78,8 +97,18 @@ class LoopState:
 
 def make_accelerator(config: TrainingConfig) -> Accelerator:
     log_with = None if config.report_to in ("none", "", None) else config.report_to
+    # The loop hands Accelerate whole windows and says where each ends, so the plugin must
+    # not end a window at the end of the data on its own (the window was read in full first).
+    accumulation = GradientAccumulationPlugin(num_steps=config.gradient_accumulation_steps, sync_with_dataloader=False)
     accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=log_with, project_dir=config.output_dir,
+                              gradient_accumulation_plugin=accumulation,
                               dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
+    if accelerator.distributed_type == DistributedType.DEEPSPEED:
+        # DeepSpeed accumulates and clips inside its engine, from its own config: make that
+        # config say what the loop was told, not what an accelerate YAML file said.
+        ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
+        ds_config["gradient_accumulation_steps"] = config.gradient_accumulation_steps
+        ds_config["gradient_clipping"] = config.max_grad_norm
     if accelerator.device.type == "cpu":
         threads = cpu_threads(config.cpu_threads, int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes)))
         torch.set_num_threads(threads)
@@ -96,34 +125,57 @@ def cpu_threads(requested: int, local_processes: int) -> int:
     return max(1, cores // max(1, local_processes))
 
 
+def step_seed(seed: int, step: int) -> int:
+    """The seed of optimizer step ``step``'s random numbers (before the process offset)."""
+    return (seed * 1_000_003 + step) % 2**31
+
+
 class Trainer:
     """Trains ``model`` on ``train_dataset`` (a map-style dataset) with ``collate_fn``.
 
-    ``evaluate_fn(model, accelerator) -> dict`` is called every ``eval_steps`` and at the
-    end, on every process (it must gather/reduce its own counts); its numbers are logged.
+    ``evaluate_fn(model, accelerator, state) -> dict`` is called on the prepared (wrapped)
+    model every ``eval_steps`` (or every epoch) and at the end, on every process (it must
+    gather/reduce its own counts); its numbers are logged, and with
+    ``config.metric_for_best_model`` the best model so far is kept in ``output_dir/best``.
+    ``tokenizer`` is saved beside every model the Trainer writes.
     """
 
     def __init__(self, model: torch.nn.Module, config: TrainingConfig, train_dataset, collate_fn: Callable,
                  *, loss_fn: Callable = model_loss, count_fn: Callable = count_target_tokens,
                  evaluate_fn: Callable | None = None, accelerator: Accelerator | None = None,
-                 hparams: dict | None = None):
+                 hparams: dict | None = None, tokenizer=None):
         self.config = config
         self.accelerator = accelerator or make_accelerator(config)
+        if self.accelerator.gradient_accumulation_steps != config.gradient_accumulation_steps:
+            raise InputError(f"the Accelerator accumulates {self.accelerator.gradient_accumulation_steps} batches, the "
+                             f"config {config.gradient_accumulation_steps}: build it with make_accelerator(config)",
+                             field="gradient_accumulation_steps")
         set_seed(config.seed)
+        if config.gradient_checkpointing:
+            model.gradient_checkpointing_enable()
         loader = DataLoader(train_dataset, batch_size=config.per_device_train_batch_size, shuffle=True,
                             collate_fn=collate_fn, num_workers=config.dataloader_num_workers)
-        self.steps_per_epoch = max(1, math.ceil(len(loader) / config.gradient_accumulation_steps))
+        self.collate_fn = collate_fn
+        self.model, self.loader = self.accelerator.prepare(model, loader)
+        # Counted from the prepared loader: it holds this process's share of every epoch, so
+        # N processes take 1/N of the steps of one (transformers' Trainer does the same).
+        self.steps_per_epoch = max(1, math.ceil(len(self.loader) / config.gradient_accumulation_steps))
         self.total_steps = config.max_steps if config.max_steps > 0 else max(
             1, math.ceil(config.num_train_epochs * self.steps_per_epoch))
-        optimizer, self.scheduler = build_optimizer(model, config, self.total_steps)
+        # The optimizer is built on the prepared model (FSDP shards parameters in prepare).
+        optimizer, self.scheduler = build_optimizer(self.model, config, self.total_steps)
         # The scheduler is not prepared: Accelerate would step it once per process.
-        self.model, self.optimizer, self.loader = self.accelerator.prepare(model, optimizer, loader)
+        self.optimizer = self.accelerator.prepare(optimizer)
         self.state = LoopState()
         self.accelerator.register_for_checkpointing(self.scheduler, self.state)
         self.loss_fn, self.count_fn, self.evaluate_fn = loss_fn, count_fn, evaluate_fn
+        self.tokenizer = tokenizer
         self.hparams = hparams or {}
         self.metrics_path = Path(config.output_dir) / "metrics.jsonl"
+        self.best_dir = Path(config.output_dir) / "best"
         self.history: list[dict] = []
+        self.best_metrics: dict | None = None
+        self.samples_seen = 0
         self._start = time.time()
 
     # -- logging -------------------------------------------------------------------
@@ -139,13 +191,26 @@ class Trainer:
         self.accelerator.log({k: v for k, v in record.items() if k not in ("step", "elapsed_seconds")}, step=step)
 
     def evaluate(self) -> dict:
+        """Runs ``evaluate_fn``, logs its metrics and, when ``metric_for_best_model`` improved,
+        saves the model to ``output_dir/best`` (a loadable Hub-style folder)."""
         if self.evaluate_fn is None:
             return {}
         self.model.eval()
         with torch.no_grad():
-            metrics = self.evaluate_fn(self.model, self.accelerator)
+            metrics = self.evaluate_fn(self.model, self.accelerator, self.state)
         self.model.train()
         self.log({f"eval/{k}": v for k, v in metrics.items()}, self.state.step)
+        key = self.config.metric_for_best_model
+        if key:
+            name = key.removeprefix("eval/").removeprefix("eval_")
+            if name not in metrics:
+                raise InputError(f"evaluation gave no {name!r}; it gives {sorted(metrics)}",
+                                 field="metric_for_best_model")
+            value, best = float(metrics[name]), self.state.best_metric
+            if best is None or (value > best if self.config.greater_is_better else value < best):
+                self.state.best_metric, self.state.best_step = value, self.state.step
+                self.best_metrics = {**metrics, "step": self.state.step}
+                self.save_model(self.best_dir)
         return metrics
 
     # -- the loop ----------------------------------------------------------------------
@@ -156,12 +221,29 @@ class Trainer:
                 counts[k] = counts.get(k, 0) + v
         return self.accelerator.reduce(counts, reduction="sum")
 
+    def _resume(self) -> None:
+        option = self.config.resume_from_checkpoint
+        if option in (None, False, "", "false", "False", "no"):
+            return
+        if option in (True, "true", "True", "yes", "latest"):
+            ckpt = latest_checkpoint(self.config.output_dir)
+            if ckpt is None:
+                raise InputError(f"--resume_from_checkpoint {option}: no checkpoint in "
+                                 f"{Path(self.config.output_dir) / 'checkpoints'} (nothing was saved there; "
+                                 "train without it, or give a checkpoint folder)", field="resume_from_checkpoint")
+        else:
+            ckpt = Path(option)
+            if not ckpt.is_dir():
+                raise InputError("checkpoint folder not found", path=ckpt)
+        self.accelerator.load_state(str(ckpt))
+        if self.state.best_step is not None and self.accelerator.is_main_process and not self.best_dir.is_dir():
+            logger.warning("the best model of step %s is not in %s any more", self.state.best_step, self.best_dir)
+        self.accelerator.print(f"resumed from {ckpt} at step {self.state.step}")
+
     def train(self) -> dict:
         config, acc = self.config, self.accelerator
         Path(config.output_dir).mkdir(parents=True, exist_ok=True)
-        if config.resume_from_checkpoint and (ckpt := latest_checkpoint(config.output_dir)) is not None:
-            acc.load_state(str(ckpt))
-            acc.print(f"resumed from {ckpt} at step {self.state.step}")
+        self._resume()
         if config.report_to not in ("none", "", None):
             acc.init_trackers("selfsup", config={k: v if isinstance(v, (int, float, str, bool)) else str(v)
                                                  for k, v in {**asdict(config), **self.hparams}.items()})
@@ -169,8 +251,11 @@ class Trainer:
                         disable=not acc.is_local_main_process, dynamic_ncols=True)
         self.model.train()
         self._start = start = time.time()
+        samples_at_start = self.samples_seen
         while self.state.step < self.total_steps:
             self.loader.set_epoch(self.state.epoch)
+            if hasattr(self.collate_fn, "set_epoch"):
+                self.collate_fn.set_epoch(self.state.epoch)
             batches = iter(acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
                            if self.state.batches_in_epoch else self.loader)
             while self.state.step < self.total_steps and (
@@ -178,65 +263,121 @@ class Trainer:
                 self._optimizer_step(window)
                 progress.update(1)
                 step = self.state.step
-                if config.eval_steps and step % config.eval_steps == 0 and step < self.total_steps:
+                if config.eval_strategy == "steps" and config.eval_steps and step % config.eval_steps == 0 \
+                        and step < self.total_steps:
                     self.evaluate()
                 if config.save_steps and step % config.save_steps == 0:
                     save_checkpoint(acc, config.output_dir, step, config.save_total_limit)
-            if self.state.step < self.total_steps:  # the epoch ran out of data
+            if self.state.step < self.total_steps or self.state.batches_in_epoch >= len(self.loader):
+                # the epoch ran out of data
                 self.state.epoch += 1
                 self.state.batches_in_epoch = 0
+                if config.eval_strategy == "epoch" and self.state.step < self.total_steps:
+                    self.evaluate()
         progress.close()
         final_eval = self.evaluate()
         train_seconds = time.time() - start
-        summary = {"steps": self.state.step, "train_seconds": train_seconds,
+        if config.load_best_model_at_end and self.state.best_step not in (None, self.state.step):
+            self.load_best_model()
+        samples = int(acc.reduce(torch.tensor(self.samples_seen - samples_at_start, device=acc.device), reduction="sum"))
+        summary = {"steps": self.state.step, "epoch": self._epoch_progress(), "train_seconds": train_seconds,
+                   "train_samples": samples, "train_samples_per_second": samples / max(train_seconds, 1e-9),
                    "train_loss": next((h["loss"] for h in reversed(self.history) if "loss" in h), None),
-                   "eval": final_eval}
+                   "eval": final_eval, "best": self.best_metrics}
         # Trackers only: Accelerator.end_training() would also destroy the process group,
         # and save_model() and evaluation after train() still need it.
         for tracker in acc.trackers:
             tracker.finish()
         return summary
 
+    def _epoch_progress(self) -> float:
+        return self.state.epoch + self.state.batches_in_epoch / max(1, len(self.loader))
+
     def _optimizer_step(self, window: list[dict]) -> None:
         config, acc = self.config, self.accelerator
+        # Step n's dropout (and any other draw from the global generators) depends on the
+        # seed, n and the process only, so a resumed run draws what the uninterrupted one did.
+        set_seed(step_seed(config.seed, self.state.step), device_specific=True)
         counts = self._window_counts(window)
         window_loss = torch.zeros((), device=acc.device)
-        for i, batch in enumerate(window):
-            sync = i == len(window) - 1
-            with (nullcontext() if sync else acc.no_sync(self.model)), acc.autocast():
-                loss, _ = self.loss_fn(self.model, batch, counts)
-            window_loss += loss.detach().float()
-            # DDP averages gradients over processes; the loss is already a share of the
-            # global sum, so scale back up to make that average the global sum.
-            acc.backward(loss * acc.num_processes)
-        window_loss = acc.reduce(window_loss, reduction="sum")
-        if not torch.isfinite(window_loss):
-            raise NonFiniteLossError(
-                f"loss is {window_loss.item()} at optimizer step {self.state.step + 1}; stopped before the "
-                "update, nothing was saved (lower the learning_rate, check the data, or disable fp16)")
-        grad_norm = acc.clip_grad_norm_(self.model.parameters(), config.max_grad_norm) \
-            if config.max_grad_norm > 0 else None
-        lr = self.scheduler.get_last_lr()[0]  # the rate this update used (logged as the Trainer does)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        # Accelerate ends a window when its step counter reaches the accumulation count;
+        # starting the counter this far in makes a short last window of an epoch end on its
+        # own last batch too.
+        acc.step = acc.gradient_accumulation_steps - len(window)
+        grad_norm = lr = None
+        for batch in window:
+            with acc.accumulate(self.model):
+                loss, _ = self.loss_fn(self.model, batch, counts, self.state)
+                self._stop_if_not_finite(loss)
+                window_loss += loss.detach().float()
+                # DDP, FSDP and DeepSpeed average gradients over processes, and backward()
+                # divides by the accumulation count; the loss is already this batch's share of
+                # the window's global sum, so scale both back up.
+                acc.backward(loss * acc.num_processes * acc.gradient_accumulation_steps)
+                if acc.sync_gradients:
+                    if config.max_grad_norm > 0:
+                        grad_norm = acc.clip_grad_norm_(self.model.parameters(), config.max_grad_norm)
+                    lr = self.scheduler.get_last_lr()[0]  # the rate this update used (logged as the Trainer does)
+                    self.optimizer.step()
+                    self.scheduler.step()
+                    self.optimizer.zero_grad(set_to_none=True)
+        self.samples_seen += sum(_batch_size(b) for b in window)  # this process's; summed at the end
         self.state.step += 1
         self.state.batches_in_epoch += len(window)
         if self.state.step % max(1, config.logging_steps) == 0 or self.state.step == self.total_steps:
-            metrics = {"loss": window_loss.item(), "learning_rate": lr,
-                       "epoch": self.state.epoch + self.state.batches_in_epoch / max(1, len(self.loader))}
+            window_loss = acc.reduce(window_loss, reduction="sum")
+            metrics = {"loss": window_loss.item(), "learning_rate": lr, "epoch": self._epoch_progress()}
             if grad_norm is not None:
                 metrics["grad_norm"] = float(grad_norm)
             self.log(metrics, self.state.step)
 
+    def _stop_if_not_finite(self, loss: torch.Tensor) -> None:
+        """Every process learns that one of them saw a non-finite loss, so all stop together
+        (a lone raise would leave the others waiting in the next collective)."""
+        bad = self.accelerator.reduce((~torch.isfinite(loss.detach())).float().reshape(1), reduction="sum")
+        if bad.item() > 0:
+            raise NonFiniteLossError(
+                f"loss is {loss.item()} at optimizer step {self.state.step + 1} (on {int(bad.item())} process(es)); "
+                "stopped before the update, nothing was saved (lower the learning_rate, check the data, or "
+                "disable fp16)")
+
     def save_model(self, path: str | Path, tokenizer=None) -> Path:
-        """A plain Hub-style folder (safetensors + config [+ tokenizer]) on the main process."""
+        """A plain Hub-style folder (safetensors + config [+ tokenizer]). Every process takes
+        part (FSDP and ZeRO-3 gather the full weights collectively); the main one writes.
+        LoRA adapters are merged into a copy first: an adapter-only folder would reload the
+        base config (no fine-tuned head labels) and need peft to be usable."""
         path = Path(path)
-        self.accelerator.wait_for_everyone()
-        if self.accelerator.is_main_process:
-            model = self.accelerator.unwrap_model(self.model)
-            model.save_pretrained(path, safe_serialization=True)
+        acc = self.accelerator
+        acc.wait_for_everyone()
+        state_dict = acc.get_state_dict(self.model)
+        if acc.is_main_process:
+            model = acc.unwrap_model(self.model)
+            if hasattr(model, "merge_and_unload"):
+                copy.deepcopy(model).merge_and_unload().save_pretrained(path, safe_serialization=True)
+            else:
+                model.save_pretrained(path, state_dict=state_dict, safe_serialization=True)
+            tokenizer = tokenizer if tokenizer is not None else self.tokenizer
             if tokenizer is not None:
                 tokenizer.save_pretrained(path)
-        self.accelerator.wait_for_everyone()
+        acc.wait_for_everyone()
         return path
+
+    def load_best_model(self) -> None:
+        """Loads the weights of ``output_dir/best`` into the model being trained."""
+        model = self.accelerator.unwrap_model(self.model)
+        if hasattr(model, "merge_and_unload"):
+            raise InputError("--load_best_model_at_end does not take LoRA models: the best folder holds merged "
+                             "weights (load it with from_pretrained instead)", field="load_best_model_at_end")
+        weights = load_file(self.best_dir / "model.safetensors", device=str(self.accelerator.device))
+        missing, unexpected = model.load_state_dict(weights, strict=False)
+        tied = set(getattr(model, "_tied_weights_keys", None) or {})
+        if unexpected or set(missing) - tied:
+            raise InputError(f"the best model does not fit the trained one: missing {missing}, unexpected "
+                             f"{unexpected}", path=self.best_dir)
+        self.accelerator.print(f"loaded the best model (step {self.state.best_step}, "
+                               f"{self.config.metric_for_best_model} {self.state.best_metric:.4f})")
+
+
+def _batch_size(batch: dict) -> int:
+    first = next(v for v in batch.values() if isinstance(v, torch.Tensor))
+    return int(first.shape[0])
