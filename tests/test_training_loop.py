@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -10,6 +11,10 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
+from transformers import AutoModelForMaskedLM
+
+import selfsup  # noqa: F401  (registers the Auto classes)
+from selfsup.modeling import SelfsupBertForMaskedLM
 
 from selfsup.training import NonFiniteLossError
 from selfsup.training.checkpoint import latest_checkpoint, list_checkpoints
@@ -144,6 +149,65 @@ def test_an_epoch_that_does_not_fill_the_last_window_still_steps_once_for_it(tmp
     assert summary["train_samples"] == 128
     adam_steps = {int(state["step"]) for state in trainer.optimizer.optimizer.state.values()}
     assert adam_steps == {6}  # one update per window, none per micro-batch
+
+
+def test_bf16_mixed_precision_trains_with_a_loss_close_to_fp32(tmp_path):
+    # In a subprocess each: Accelerate fixes the precision once per process.
+    runs = {}
+    for precision in ("no", "bf16"):
+        out = tmp_path / precision
+        subprocess.run([sys.executable, str(HERE / "tiny_training.py"), str(out), "16", "1", "6", "1", precision],
+                       check=True, capture_output=True, timeout=300)
+        runs[precision] = json.loads((out / "run.json").read_text())["losses"]
+    assert len(runs["bf16"]) == 6 and all(math.isfinite(x) for x in runs["bf16"])
+    assert runs["bf16"] != runs["no"]  # bf16 really ran
+    for fp32, bf16 in zip(runs["no"], runs["bf16"]):
+        assert abs(bf16 - fp32) <= 0.05 * fp32
+
+
+def _scripted_evaluation(scores: dict[int, float], seen: dict):
+    """An evaluate_fn whose score at step n is ``scores[n]``; it records the weights it saw."""
+    def evaluate(model, accelerator, state):
+        seen[state.step] = {k: v.clone() for k, v in accelerator.unwrap_model(model).state_dict().items()}
+        return {"accuracy": scores[state.step]}
+    return evaluate
+
+
+def test_the_best_model_is_kept_and_loaded_at_the_end(tmp_path):
+    seen = {}
+    trainer = make_trainer(tmp_path, per_device_batch=8, accumulation=1, steps=4, eval_steps=1,
+                           metric_for_best_model="accuracy", load_best_model_at_end=True)
+    trainer.evaluate_fn = _scripted_evaluation({1: 0.5, 2: 0.9, 3: 0.7, 4: 0.6}, seen)
+    summary = trainer.train()
+    assert (trainer.state.best_step, trainer.state.best_metric) == (2, 0.9)
+    assert summary["best"] == {"accuracy": 0.9, "step": 2} and summary["eval"] == {"accuracy": 0.6}
+    assert_same_weights(weights(trainer), seen[2], atol=0)  # loaded at the end
+    best = SelfsupBertForMaskedLM.from_pretrained(tmp_path / "best")
+    assert_same_weights({k: v for k, v in best.state_dict().items()}, seen[2], atol=0)
+
+
+def test_lower_is_better_metrics_and_missing_metrics(tmp_path):
+    trainer = make_trainer(tmp_path / "a", per_device_batch=8, accumulation=1, steps=3, eval_steps=1,
+                           metric_for_best_model="eval/accuracy", greater_is_better=False)
+    trainer.evaluate_fn = _scripted_evaluation({1: 0.5, 2: 0.9, 3: 0.7}, {})
+    trainer.train()
+    assert trainer.state.best_step == 1
+    trainer = make_trainer(tmp_path / "b", per_device_batch=8, accumulation=1, steps=1,
+                           metric_for_best_model="f1")
+    trainer.evaluate_fn = _scripted_evaluation({1: 0.5}, {})
+    with pytest.raises(ValueError, match="evaluation gave no 'f1'; it gives \\['accuracy'\\]"):
+        trainer.train()
+    with pytest.raises(ValueError, match="load_best_model_at_end.*needs --metric_for_best_model"):
+        TrainingConfig(load_best_model_at_end=True)
+
+
+def test_every_checkpoint_holds_a_model_that_loads_with_from_pretrained(tmp_path):
+    trainer = make_trainer(tmp_path, per_device_batch=8, accumulation=1, steps=4, save_steps=2)
+    trainer.train()
+    for checkpoint in list_checkpoints(tmp_path):
+        assert isinstance(AutoModelForMaskedLM.from_pretrained(checkpoint / "model"), SelfsupBertForMaskedLM)
+    final = AutoModelForMaskedLM.from_pretrained(latest_checkpoint(tmp_path) / "model")
+    assert_same_weights(final.state_dict(), weights(trainer), atol=0)
 
 
 def test_cpu_training_uses_this_process_share_of_its_cores_unless_told(monkeypatch, tmp_path):

@@ -2,8 +2,8 @@
 
 Run as a script (under ``accelerate launch``) it trains and writes the final weights and
 the learning rate seen at each step, so runs with different process counts can be
-compared: ``python tiny_training.py OUT_DIR PER_DEVICE_BATCH ACCUMULATION STEPS [EPOCHS]``
-(STEPS <= 0: train by EPOCHS instead).
+compared: ``python tiny_training.py OUT_DIR PER_DEVICE_BATCH ACCUMULATION STEPS [EPOCHS
+[MIXED_PRECISION]]`` (STEPS <= 0: train by EPOCHS instead).
 """
 from __future__ import annotations
 
@@ -57,7 +57,8 @@ def make_trainer(output_dir, per_device_batch: int, accumulation: int, steps: in
 if __name__ == "__main__":
     out, batch, accumulation, steps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
     epochs = float(sys.argv[5]) if len(sys.argv) > 5 else 1.0
-    trainer = make_trainer(out, batch, accumulation, steps, num_train_epochs=epochs)
+    precision = sys.argv[6] if len(sys.argv) > 6 else "no"
+    trainer = make_trainer(out, batch, accumulation, steps, num_train_epochs=epochs, mixed_precision=precision)
     summary = trainer.train()
     trainer.save_model(f"{out}/model")  # collective after train(): the process group must still exist
     if trainer.accelerator.is_main_process:
@@ -66,6 +67,7 @@ if __name__ == "__main__":
         lrs = [h["learning_rate"] for h in trainer.history if "learning_rate" in h]
         json.dump({"learning_rates": lrs, "num_processes": trainer.accelerator.num_processes,
                    "epochs": [h["epoch"] for h in trainer.history if "epoch" in h], "steps": summary["steps"],
-                   "train_samples": summary["train_samples"]},
+                   "train_samples": summary["train_samples"],
+                   "losses": [h["loss"] for h in trainer.history if "loss" in h]},
                   open(f"{out}/run.json", "w"))
     trainer.accelerator.end_training()  # release the process group: gloo aborts at exit otherwise

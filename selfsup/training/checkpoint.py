@@ -2,13 +2,17 @@
 
 A checkpoint is written to a hidden temporary folder and renamed into place only when
 every process has finished writing, so a crash mid-save never leaves a folder that looks
-complete. Only the newest ``limit`` checkpoints are kept.
+complete. Only the newest ``limit`` checkpoints are kept. Besides Accelerate's training
+state, a checkpoint can hold anything else written into the temporary folder before the
+rename (the loop writes the model as a Hub-style ``model/`` folder, so every checkpoint
+loads with ``from_pretrained``).
 """
 from __future__ import annotations
 
 import re
 import shutil
 from pathlib import Path
+from typing import Callable
 
 _NAME = re.compile(r"^step-(\d+)$")
 
@@ -31,13 +35,18 @@ def latest_checkpoint(output_dir: str | Path) -> Path | None:
     return found[-1] if found else None
 
 
-def save_checkpoint(accelerator, output_dir: str | Path, step: int, limit: int) -> Path:
+def save_checkpoint(accelerator, output_dir: str | Path, step: int, limit: int,
+                    write_also: Callable[[Path], None] | None = None) -> Path:
+    """``write_also(tmp_folder)`` is called on every process after the state is written
+    and before the folder is renamed into place."""
     root = checkpoint_dir(output_dir)
     final, tmp = root / f"step-{step:08d}", root / f".step-{step:08d}.tmp"
     if accelerator.is_main_process:
         shutil.rmtree(tmp, ignore_errors=True)
     accelerator.wait_for_everyone()
     accelerator.save_state(str(tmp), safe_serialization=True)
+    if write_also is not None:
+        write_also(tmp)
     accelerator.wait_for_everyone()
     if accelerator.is_main_process:
         if final.exists():

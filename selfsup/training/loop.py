@@ -267,7 +267,8 @@ class Trainer:
                         and step < self.total_steps:
                     self.evaluate()
                 if config.save_steps and step % config.save_steps == 0:
-                    save_checkpoint(acc, config.output_dir, step, config.save_total_limit)
+                    save_checkpoint(acc, config.output_dir, step, config.save_total_limit,
+                                    write_also=lambda folder: self.save_model(folder / "model"))
             if self.state.step < self.total_steps or self.state.batches_in_epoch >= len(self.loader):
                 # the epoch ran out of data
                 self.state.epoch += 1
