@@ -16,17 +16,16 @@ from dataclasses import asdict
 from pathlib import Path
 
 from accelerate.utils import set_seed
-from transformers import AutoModelForPreTraining
 
 import selfsup  # noqa: F401  (registers selfsup-bert)
 from selfsup.cli import parse_config
-from selfsup.modeling import SelfsupBertConfig
 from selfsup.pretrain.config import DataConfig, ModelConfig
 from selfsup.pretrain.data import build_pretraining_data, load_documents
 from selfsup.pretrain.instances import InstanceConfig
 from selfsup.pretrain.masking import MaskingCollator
 from selfsup.pretrain.model_card import package_versions, write_model_card
 from selfsup.pretrain.objective import count_targets, make_evaluate_fn, pretraining_loss
+from selfsup.pretrain.starting_model import starting_model, starting_tokenizer
 from selfsup.pretrain.tokenizer import load_tokenizer, train_wordpiece
 from selfsup.training import Trainer, TrainingConfig
 from selfsup.training.loop import make_accelerator
@@ -42,10 +41,10 @@ def main(args: list[str] | None = None) -> dict:
     start = time.time()
     out_dir = Path(train_cfg.output_dir)
 
-    # Tokenizer: trained once on the main process, then read by all.
-    if data_cfg.tokenizer_name:
-        tokenizer = load_tokenizer(data_cfg.tokenizer_name)
-    else:
+    # Tokenizer: --tokenizer_name, else the checkpoint's own when continuing from one (never a new
+    # vocabulary against old embeddings), else trained once on the main process, then read by all.
+    tokenizer = starting_tokenizer(data_cfg.tokenizer_name, model_cfg.model_name_or_path)
+    if tokenizer is None:
         tok_dir = out_dir / "tokenizer"
         with accelerator.main_process_first():
             if accelerator.is_main_process and not (tok_dir / "tokenizer.json").exists():
@@ -62,13 +61,8 @@ def main(args: list[str] | None = None) -> dict:
                       f"{len(data.eval)} held-out sequences ({time.time() - start:.0f}s)")
 
     set_seed(train_cfg.seed)  # the initial weights too are a function of the seed
-    if model_cfg.model_name_or_path:
-        model = AutoModelForPreTraining.from_pretrained(model_cfg.model_name_or_path)
-    else:
-        fields = {k: v for k, v in asdict(model_cfg).items() if k != "model_name_or_path"}
-        config = SelfsupBertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
-                                   max_position_embeddings=max(512, data_cfg.max_seq_length), **fields)
-        model = AutoModelForPreTraining.from_config(config)
+    # New, a selfsup-bert folder, or a transformers BERT converted (missing heads initialised and named).
+    model, model_info = starting_model(model_cfg, tokenizer, data_cfg.max_seq_length, log=accelerator.print)
 
     masking = dict(mlm_probability=data_cfg.mlm_probability, whole_word_mask=data_cfg.whole_word_mask,
                    max_predictions_per_seq=data_cfg.max_predictions_per_seq)
@@ -81,6 +75,7 @@ def main(args: list[str] | None = None) -> dict:
                       loss_fn=pretraining_loss, count_fn=count_targets, evaluate_fn=evaluate_fn,
                       accelerator=accelerator, hparams={**asdict(data_cfg), **asdict(model_cfg)})
     summary = trainer.train()
+    summary["starting_model"] = model_info
     final_dir = trainer.save_model(out_dir / "model", tokenizer)
     summary.update(wall_seconds=time.time() - start, model_dir=str(final_dir), num_processes=accelerator.num_processes,
                    train_sequences=len(data.train), eval_sequences=len(data.eval), data=asdict(data_cfg),
