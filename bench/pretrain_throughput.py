@@ -3,6 +3,7 @@ sparse-MLM BERT vs transformers' BertForPreTraining (SDPA), same weights, same b
 
     python bench/pretrain_throughput.py                 # BERT-tiny and BERT-mini
     python bench/pretrain_throughput.py --sizes mini --repeats 20
+    python bench/pretrain_throughput.py --device cuda --bf16 --sizes base --batch 128   # on a GPU
 
 Model FLOP utilisation (MFU) = the matmul FLOPs each model needs per step / step time /
 the fp32 matmul ceiling measured in the same run. transformers projects every position
@@ -25,7 +26,7 @@ from selfsup.modeling import SelfsupBertForPreTraining  # noqa: E402
 from selfsup.modeling.bert import prediction_positions  # noqa: E402
 from selfsup.modeling.convert_bert import config_from_hf, hf_to_selfsup  # noqa: E402
 
-SIZES = {"tiny": (2, 128, 2), "mini": (4, 256, 4)}  # layers, hidden, heads (Turc et al., 2019)
+SIZES = {"tiny": (2, 128, 2), "mini": (4, 256, 4), "base": (12, 768, 12)}  # layers, hidden, heads (Turc et al., 2019)
 
 
 def matmul_flops(layers: int, hidden: int, seq: int, batch: int, vocab: int, predicted: int,
@@ -51,11 +52,15 @@ def main() -> None:
     p.add_argument("--vocab", type=int, default=30522)
     p.add_argument("--mlm_probability", type=float, default=0.15)
     p.add_argument("--repeats", type=int, default=10)
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
+    p.add_argument("--bf16", action="store_true", help="bf16 autocast, as mixed_precision=bf16 trains (GPU)")
     p.add_argument("--output", type=Path, default=None)
     args = p.parse_args()
 
-    ceiling = matmul_ceiling()
+    dtype = torch.bfloat16 if args.bf16 else torch.float32
+    ceiling = matmul_ceiling(n=8192 if args.device != "cpu" else 1024, device=args.device, dtype=dtype)
     results = {"threads": torch.get_num_threads(), "matmul_ceiling_gflops": ceiling / 1e9,
+               "device": torch.cuda.get_device_name() if args.device != "cpu" else "cpu",
                "torch": torch.__version__, "config": {k: v for k, v in vars(args).items() if k != "output"}}
     for size in args.sizes:
         layers, hidden, heads = SIZES[size]
@@ -66,6 +71,7 @@ def main() -> None:
         ours = SelfsupBertForPreTraining(config_from_hf(hf_config.to_dict())).train()
         ours.load_state_dict(hf_to_selfsup(theirs.state_dict(), layers), strict=False)
         ours.tie_weights()
+        theirs.to(args.device), ours.to(args.device)
 
         g = torch.Generator().manual_seed(1)
         ids = torch.randint(5, args.vocab, (args.batch, args.seq), generator=g)
@@ -73,10 +79,12 @@ def main() -> None:
         labels = torch.where(masked, ids, torch.full_like(ids, -100))
         batch = dict(input_ids=ids, attention_mask=torch.ones_like(ids), token_type_ids=torch.zeros_like(ids),
                      labels=labels, next_sentence_label=torch.randint(0, 2, (args.batch,), generator=g))
+        batch = {k: v.to(args.device) for k, v in batch.items()}
+        autocast = torch.autocast(args.device, dtype=torch.bfloat16, enabled=args.bf16)
 
         # Equal losses at equal weights (dropout off for the comparison).
         theirs.eval(), ours.eval()
-        with torch.no_grad():
+        with torch.no_grad(), autocast:
             loss_theirs, loss_ours = theirs(**batch).loss.item(), ours(**batch).loss.item()
         theirs.train(), ours.train()
 
@@ -84,9 +92,13 @@ def main() -> None:
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)  # as both trainers use
 
             def run():
-                model(**batch).loss.backward()
+                with autocast:
+                    loss = model(**batch).loss
+                loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
+                if args.device != "cpu":
+                    torch.cuda.synchronize()  # time the work, not its launch
             return run
 
         times = time_interleaved({"transformers": step(theirs), "selfsup": step(ours)}, args.repeats)

@@ -20,10 +20,16 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup:
     return {name: statistics.median(t) for name, t in times.items()}
 
 
-def matmul_ceiling(n: int = 1024, repeats: int = 10) -> float:
-    """Measured fp32 matmul throughput (FLOP/s) on this machine: the MFU denominator."""
+def matmul_ceiling(n: int = 1024, repeats: int = 10, device: str = "cpu", dtype=None) -> float:
+    """Measured matmul throughput (FLOP/s) on this device and dtype: the MFU denominator."""
     import torch
 
-    a, b = torch.randn(n, n), torch.randn(n, n)
-    seconds = time_interleaved({"mm": lambda: a @ b}, repeats)["mm"]
+    dtype = dtype or torch.float32
+    a, b = torch.randn(n, n, device=device, dtype=dtype), torch.randn(n, n, device=device, dtype=dtype)
+
+    def mm():
+        a @ b
+        if device != "cpu":
+            torch.cuda.synchronize()
+    seconds = time_interleaved({"mm": mm}, repeats)["mm"]
     return 2 * n ** 3 / seconds

@@ -27,8 +27,11 @@ class TrainingConfig:
     per_device_train_batch_size: int = 32
     per_device_eval_batch_size: int = 64
     gradient_accumulation_steps: int = 1
-    # bf16 matmuls are ~80x slower than fp32 on CPUs without AVX-512 BF16: off unless asked.
-    mixed_precision: str = field(default="no", metadata={"help": "no, fp16 or bf16 (GPU)"})
+    # None defers to `accelerate launch` (its config file or --mixed_precision), so a launch
+    # config that says bf16 is not silently overridden; plain `python script.py` gets fp32.
+    # bf16 matmuls are much slower than fp32 on CPUs without AVX-512 BF16: keep it off there.
+    mixed_precision: str | None = field(default=None, metadata={
+        "help": "no, fp16 or bf16; default: what accelerate launch was told, else no"})
     logging_steps: int = 10
     eval_strategy: str = field(default="steps", metadata={
         "help": "steps: every eval_steps; epoch: at the end of every epoch (and always at the end of training)"})

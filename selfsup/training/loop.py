@@ -284,7 +284,8 @@ class Trainer:
         summary = {"steps": self.state.step, "epoch": self._epoch_progress(), "train_seconds": train_seconds,
                    "train_samples": samples, "train_samples_per_second": samples / max(train_seconds, 1e-9),
                    "train_loss": next((h["loss"] for h in reversed(self.history) if "loss" in h), None),
-                   "eval": final_eval, "best": self.best_metrics}
+                   "eval": final_eval, "best": self.best_metrics, "mixed_precision": acc.mixed_precision,
+                   "num_processes": acc.num_processes}
         # Trackers only: Accelerator.end_training() would also destroy the process group,
         # and save_model() and evaluation after train() still need it.
         for tracker in acc.trackers:
