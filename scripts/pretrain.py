@@ -1,4 +1,4 @@
-"""BERT pretraining (masked LM + next sentence prediction) on Accelerate.
+"""BERT pretraining (masked LM + next sentence prediction, or ALBERT's sentence order) on Accelerate.
 
     accelerate launch scripts/pretrain.py                     # embedded default, offline, minutes on a CPU
     accelerate launch scripts/pretrain.py --config configs/pretrain/wikitext2-mini.yaml
@@ -48,15 +48,19 @@ def main(args: list[str] | None = None) -> dict:
         tok_dir = out_dir / "tokenizer"
         with accelerator.main_process_first():
             if accelerator.is_main_process and not (tok_dir / "tokenizer.json").exists():
-                docs = load_documents(data_cfg.corpus, data_cfg.corpus_layout)
+                docs = load_documents(data_cfg.corpus, data_cfg.corpus_layout,
+                                      allow_eval_splits=data_cfg.allow_eval_splits, data_dir=data_cfg.data_dir)
                 train_wordpiece((" ".join(s) for s in docs["sentences"]), data_cfg.vocab_size).save_pretrained(tok_dir)
         tokenizer = load_tokenizer(tok_dir)
 
     instance_cfg = InstanceConfig(data_cfg.max_seq_length, data_cfg.short_seq_prob, data_cfg.nsp_probability,
-                                  seed=train_cfg.seed)
+                                  seed=train_cfg.seed, sentence_objective=data_cfg.sentence_objective)
     with accelerator.main_process_first():  # the main process builds the cache, the others read it
         data = build_pretraining_data(data_cfg.corpus, tokenizer, instance_cfg, data_cfg.corpus_layout,
-                                      data_cfg.eval_documents, data_cfg.preprocessing_num_workers)
+                                      data_cfg.eval_documents, data_cfg.preprocessing_num_workers,
+                                      allow_eval_splits=data_cfg.allow_eval_splits, data_dir=data_cfg.data_dir)
+    for count in data.sources:
+        accelerator.print(count)
     accelerator.print(f"{data.num_documents} documents -> {len(data.train)} training and "
                       f"{len(data.eval)} held-out sequences ({time.time() - start:.0f}s)")
 
@@ -69,7 +73,7 @@ def main(args: list[str] | None = None) -> dict:
     # Masks from (seed, epoch, row index): a resumed run masks exactly as an uninterrupted one.
     train_collator = MaskingCollator.for_tokenizer(tokenizer, seed=train_cfg.seed, **masking)
     evaluate_fn = make_evaluate_fn(data.eval, train_collator, train_cfg.per_device_eval_batch_size,
-                                   train_cfg.seed) if len(data.eval) else None
+                                   train_cfg.seed, data_cfg.sentence_objective) if len(data.eval) else None
     train_rows = data.train.remove_columns(["source"]).add_column("index", range(len(data.train)))
     trainer = Trainer(model, train_cfg, train_rows, train_collator,
                       loss_fn=pretraining_loss, count_fn=count_targets, evaluate_fn=evaluate_fn,
@@ -86,9 +90,10 @@ def main(args: list[str] | None = None) -> dict:
         ev = summary["eval"]
         print(f"\nDone in {summary['wall_seconds']:.0f}s. Model: {final_dir}")
         if ev:
+            pair = data_cfg.sentence_objective
             print(f"held-out MLM accuracy {ev['mlm_accuracy']:.3f} (perplexity {ev['perplexity']:.1f})"
-                  + (f", NSP accuracy {ev['nsp_accuracy']:.3f} (always guessing the majority class: "
-                     f"{ev['nsp_majority_baseline']:.3f})" if "nsp_accuracy" in ev else ""))
+                  + (f", {pair.upper()} accuracy {ev[f'{pair}_accuracy']:.3f} (always guessing the majority "
+                     f"class: {ev[f'{pair}_majority_baseline']:.3f})" if f"{pair}_accuracy" in ev else ""))
         print("Load it with:\n    import selfsup\n    from transformers import AutoModelForMaskedLM, pipeline\n"
               f"    fill = pipeline('fill-mask', model='{final_dir}')\n"
               f"    print(fill('The function returns a [MASK] of strings.'))")

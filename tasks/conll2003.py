@@ -11,6 +11,7 @@ from pathlib import Path
 from selfsup.errors import InputError
 from selfsup.finetune.readers import read_conll
 from selfsup.finetune.tasks import TaskSpec, register
+from selfsup.pretrain.corpus import read_documents
 from selfsup.resources import shared_data_dir
 
 LABELS = ("O", "B-PER", "I-PER", "B-ORG", "I-ORG", "B-LOC", "I-LOC", "B-MISC", "I-MISC")
@@ -19,16 +20,27 @@ FILES = {"iob2": {"train": "train.txt", "validation": "valid.txt", "test": "test
                   "test": "original_iob1/eng.testb"}}
 
 
-def _read(scheme: str, data_dir, split: str) -> list[dict]:
+def _path(scheme: str, data_dir, split: str) -> Path:
     root = Path(data_dir) if data_dir is not None else shared_data_dir()
     if root is None:
         raise InputError("conll2003: no data_dir and no shared/data folder; pass --data_dir")
-    return read_conll(root / "conll2003" / FILES[scheme][split], LABELS)
+    return root / "conll2003" / FILES[scheme][split]
+
+
+def _read(scheme: str, data_dir, split: str) -> list[dict]:
+    return read_conll(_path(scheme, data_dir, split), LABELS)
+
+
+def _read_text(scheme: str, data_dir, split: str) -> list[list[str]]:
+    """The news documents (``-DOCSTART-`` to ``-DOCSTART-``), a sentence per block; tags never read."""
+    return read_documents(_path(scheme, data_dir, split), "conll")
 
 
 register(TaskSpec("ner/conll2003", "token", ("f1", "precision", "recall"), labels=LABELS,
                   read=lambda d, s: _read("iob2", d, s), splits=("train", "validation", "test"),
-                  version="conll2003-iob2", options={"scheme": "IOB2"}))
+                  version="conll2003-iob2", options={"scheme": "IOB2"},
+                  read_text=lambda d, s: _read_text("iob2", d, s)))
 register(TaskSpec("ner/conll2003_iob1", "token", ("f1", "precision", "recall"), labels=LABELS,
                   read=lambda d, s: _read("iob1", d, s), splits=("train", "validation", "test"),
-                  version="conll2003-iob1", options={"scheme": "IOB1"}))
+                  version="conll2003-iob1", options={"scheme": "IOB1"},
+                  read_text=lambda d, s: _read_text("iob1", d, s)))

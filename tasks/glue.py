@@ -42,10 +42,8 @@ HUB_SPLITS = {("mnli", "validation"): "validation_matched", ("mnli_mismatched", 
               ("mnli", "test"): "test_matched", ("mnli_mismatched", "test"): "test_mismatched"}
 
 
-def _read(name: str, data_dir: Path | str | None, split: str) -> list[dict]:
-    folder, _, columns, labels, _, files = GLUE[name]
-    if str(data_dir) == "hub":
-        return _read_hub(name, split, labels)
+def _path(name: str, data_dir: Path | str | None, split: str) -> Path:
+    folder, _, _, _, _, files = GLUE[name]
     root = Path(data_dir) if data_dir is not None else shared_data_dir()
     if root is None:
         raise InputError(f"glue/{name}: no data_dir and no shared/data folder; pass --data_dir (or 'hub' online)")
@@ -54,7 +52,25 @@ def _read(name: str, data_dir: Path | str | None, split: str) -> list[dict]:
     if not path.exists():
         raise InputError(f"glue/{name} {split} split not found (MNLI, QQP and the QNLI train split are not in "
                          "shared/data; download GLUE or pass --data_dir hub when online)", path=path)
-    return read_tsv(path, labels=labels, require_label=split != "test", **columns)
+    return path
+
+
+def _read(name: str, data_dir: Path | str | None, split: str) -> list[dict]:
+    _, _, columns, labels, _, _ = GLUE[name]
+    if str(data_dir) == "hub":
+        return _read_hub(name, split, labels)
+    return read_tsv(_path(name, data_dir, split), labels=labels, require_label=split != "test", **columns)
+
+
+def _read_text(name: str, data_dir: Path | str | None, split: str) -> list[list[str]]:
+    """[text] or [text, text_pair] per example; the label column is never parsed."""
+    _, _, columns, labels, _, _ = GLUE[name]
+    if str(data_dir) == "hub":
+        examples = _read_hub(name, split, labels)
+    else:
+        text_columns = {k: v for k, v in columns.items() if k != "label"}
+        examples = read_tsv(_path(name, data_dir, split), **text_columns)
+    return [[e["text"]] + ([e["text_pair"]] if e["text_pair"] else []) for e in examples]
 
 
 def _read_hub(name: str, split: str, labels) -> list[dict]:  # pragma: no cover - needs the Hub
@@ -71,4 +87,4 @@ def _read_hub(name: str, split: str, labels) -> list[dict]:  # pragma: no cover 
 for _name, (_folder, _case, _cols, _labels, _metrics, _files) in GLUE.items():
     register(TaskSpec(name=f"glue/{_name}", case=_case, metrics=_metrics, labels=_labels,
                       read=partial(_read, _name), splits=("train", "validation", "test"), version="glue-1",
-                      options={"submission": SUBMISSION[_name]}))
+                      options={"submission": SUBMISSION[_name]}, read_text=partial(_read_text, _name)))

@@ -6,11 +6,13 @@ train, last 10 to evaluate) so SQuAD can be trained and scored offline.
 """
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 from selfsup.errors import InputError
 from selfsup.finetune.readers import read_squad
 from selfsup.finetune.tasks import TaskSpec, register
+from selfsup.pretrain.corpus import split_sentences
 from selfsup.resources import shared_data_dir
 
 
@@ -32,9 +34,35 @@ def _read_dev_split(data_dir, split: str, train_articles: int = 38) -> list[dict
     return [e for e in examples if e["title"] in keep]
 
 
+def _articles(path: Path) -> list[dict]:
+    if not path.exists():
+        raise InputError("file not found", path=path)
+    try:
+        return json.loads(path.read_text(encoding="utf-8-sig"))["data"]
+    except (json.JSONDecodeError, KeyError) as e:
+        raise InputError(f"not a SQuAD file ({e})", path=path) from e
+
+
+def _contexts(articles: list[dict]) -> list[list[str]]:
+    """An article's contexts, split into sentences: questions and answers are never read."""
+    return [[s for p in a.get("paragraphs", []) for s in split_sentences(p.get("context", ""))] for a in articles]
+
+
+def _read_text(version: str, data_dir, split: str) -> list[list[str]]:
+    return _contexts(_articles(_root(data_dir) / f"{'train' if split == 'train' else 'dev'}-v{version}.json"))
+
+
+def _read_dev_split_text(data_dir, split: str, train_articles: int = 38) -> list[list[str]]:
+    articles = _articles(_root(data_dir) / "dev-v1.1.json")
+    return _contexts(articles[:train_articles] if split == "train" else articles[train_articles:])
+
+
 register(TaskSpec("squad/v1.1", "span", ("exact_match", "f1"), read=lambda d, s: _read("1.1", d, s),
-                  main_metric="f1", version="squad-1.1", options={"version_2_with_negative": False}))
+                  main_metric="f1", version="squad-1.1", options={"version_2_with_negative": False},
+                  read_text=lambda d, s: _read_text("1.1", d, s)))
 register(TaskSpec("squad/v2.0", "span", ("exact_match", "f1"), read=lambda d, s: _read("2.0", d, s),
-                  main_metric="f1", version="squad-2.0", options={"version_2_with_negative": True}))
+                  main_metric="f1", version="squad-2.0", options={"version_2_with_negative": True},
+                  read_text=lambda d, s: _read_text("2.0", d, s)))
 register(TaskSpec("squad/dev_split", "span", ("exact_match", "f1"), read=_read_dev_split, main_metric="f1",
-                  version="squad-1.1-dev-38-10", options={"version_2_with_negative": False}))
+                  version="squad-1.1-dev-38-10", options={"version_2_with_negative": False},
+                  read_text=_read_dev_split_text))

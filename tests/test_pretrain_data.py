@@ -1,4 +1,5 @@
-"""Pretraining data: NSP pairs as google-research/bert builds them, masking statistics."""
+"""Pretraining data: NSP pairs as google-research/bert builds them, SOP pairs as ALBERT does,
+single segments, masking statistics."""
 from __future__ import annotations
 
 import collections
@@ -10,9 +11,10 @@ from tokenizers import Tokenizer, models, pre_tokenizers, trainers
 from transformers import PreTrainedTokenizerFast
 
 from selfsup.errors import InputError
-from selfsup.pretrain.corpus import load_corpus, read_documents, stdlib_docstrings
+from selfsup.pretrain.corpus import read_documents, stdlib_docstrings
 from selfsup.pretrain.data import build_pretraining_data
-from selfsup.pretrain.instances import IS_NEXT, IS_RANDOM, InstanceConfig, build_instances, tokenize_documents
+from selfsup.pretrain.instances import (IN_ORDER, IS_NEXT, IS_RANDOM, SWAPPED, InstanceConfig, build_instances,
+                                        tokenize_documents)
 from selfsup.pretrain.masking import MaskingCollator
 from selfsup.pretrain.tokenizer import train_wordpiece
 
@@ -24,7 +26,7 @@ def wikitext(shared_data):
 
 @pytest.fixture(scope="module")
 def wiki_docs(wikitext):
-    return load_corpus(str(wikitext), "wikitext")
+    return read_documents(wikitext, "wikitext")  # a validation split, read on purpose: not a --corpus
 
 
 @pytest.fixture(scope="module")
@@ -101,10 +103,92 @@ def test_instances_are_deterministic_and_independent_of_num_proc(wiki_docs, word
     assert a["input_ids"] != c["input_ids"]
 
 
-def test_nsp_off_gives_single_segment_sequences(wiki_docs, wordpiece):
-    instances, _ = instances_for(wiki_docs[:5], wordpiece, max_seq_length=64, nsp_probability=0.0)
+def test_no_sentence_objective_gives_single_segment_sequences(wiki_docs, wordpiece):
+    instances, tokenized = instances_for(wiki_docs[:5], wordpiece, max_seq_length=64, sentence_objective="none")
     assert "next_sentence_label" not in instances.column_names
     assert all(set(t) == {0} for t in instances["token_type_ids"])
+    assert all(ids.count(wordpiece.sep_token_id) == 1 and ids[-1] == wordpiece.sep_token_id
+               for ids in instances["input_ids"])
+    # Every sentence of every document is used, each once, in order.
+    spans = [row[:3] for row in instances["source"]]
+    assert all(row[3:] == [-1, -1, -1] for row in instances["source"])
+    for doc in range(5):
+        mine = [(start, end) for d, start, end in spans if d == doc]
+        assert mine[0][0] == 0 and mine[-1][1] == len(tokenized[doc]["tokens"])
+        assert all(a[1] == b[0] for a, b in zip(mine, mine[1:]))
+
+
+@pytest.fixture(scope="module")
+def sop_instances(wiki_docs, wordpiece):
+    return instances_for(wiki_docs, wordpiece, max_seq_length=128, sentence_objective="sop")
+
+
+def test_sop_pairs_are_consecutive_segments_of_one_document_in_or_out_of_order(sop_instances):
+    instances, tokenized = sop_instances
+    for row in instances:
+        doc, first_start, first_end, second_doc, second_start, second_end = row["source"]
+        assert second_doc == doc, "SOP never takes a segment from another document"
+        assert first_start < first_end <= len(tokenized[doc]["tokens"]) and second_start < second_end
+        if row["next_sentence_label"] == IN_ORDER:
+            assert second_start == first_end, "in order: the second segment continues the first"
+        else:
+            assert row["next_sentence_label"] == SWAPPED
+            assert second_end == first_start, "swapped: the second segment is the one that came before"
+
+
+def test_sop_swaps_half_of_the_pairs(sop_instances):
+    instances, _ = sop_instances
+    n = len(instances)
+    swapped = sum(label == SWAPPED for label in instances["next_sentence_label"])
+    # Binomial(n, 0.5): 4 standard deviations, about 1 failure in 16,000 seeds.
+    assert n > 1500 and abs(swapped / n - 0.5) < 4 * (0.25 / n) ** 0.5, (swapped, n)
+
+
+def test_sop_sequences_are_bert_pairs_holding_the_sentences_their_source_names(sop_instances, wordpiece):
+    instances, tokenized = sop_instances
+    doc_tokens = tokenized["tokens"]
+    for row in instances.select(range(300)):
+        ids, types = row["input_ids"], row["token_type_ids"]
+        assert len(ids) <= 128 and ids[0] == wordpiece.cls_token_id and ids[-1] == wordpiece.sep_token_id
+        sep = ids.index(wordpiece.sep_token_id)
+        assert 1 < sep < len(ids) - 2, "both segments are non-empty"
+        assert types == [0] * (sep + 1) + [1] * (len(ids) - sep - 1)
+        doc, first_start, first_end, _, second_start, second_end = row["source"]
+        first = [t for sentence in doc_tokens[doc][first_start:first_end] for t in sentence]
+        second = [t for sentence in doc_tokens[doc][second_start:second_end] for t in sentence]
+        # Truncation trims the ends of a segment only, so each is a contiguous piece of its sentences
+        # (which, for a swapped pair, puts the later text first).
+        assert _contains(first, ids[1:sep]) and _contains(second, ids[sep + 1:-1])
+
+
+def test_sop_instances_are_deterministic_and_independent_of_num_proc(wiki_docs, wordpiece):
+    docs = wiki_docs[:12]
+    a, tokenized = instances_for(docs, wordpiece, max_seq_length=64, seed=3, sentence_objective="sop")
+    b = build_instances(tokenized, wordpiece, InstanceConfig(max_seq_length=64, seed=3, sentence_objective="sop"),
+                        num_proc=2)
+    assert a.to_dict() == b.to_dict()
+
+
+def test_sop_needs_no_second_document(wordpiece):
+    one = [["The first sentence is here.", "A second one follows it.", "Then a third.", "And a last one."]]
+    instances, _ = instances_for(one, wordpiece, max_seq_length=16, sentence_objective="sop")
+    assert len(instances) > 0 and {row[3] for row in instances["source"]} == {0}
+    with pytest.raises(InputError, match="at least 2 documents"):
+        instances_for(one, wordpiece, max_seq_length=16, sentence_objective="nsp")
+
+
+@pytest.mark.parametrize("settings, field", [
+    (dict(sentence_objective="nsp", nsp_probability=0.0), "nsp_probability"),  # once "NSP off": now an error
+    (dict(sentence_objective="sop", nsp_probability=1.0), "nsp_probability"),
+    (dict(sentence_objective="mlm"), "sentence_objective"),
+])
+def test_settings_that_make_the_sentence_task_meaningless_are_refused(settings, field):
+    with pytest.raises(InputError, match=field):
+        InstanceConfig(**settings)
+
+
+def _contains(sequence: list, part: list) -> bool:
+    return any(sequence[i:i + len(part)] == part for i in range(len(sequence) - len(part) + 1))
 
 
 def _mask_many(tokenizer, docs, whole_word: bool, **kwargs):

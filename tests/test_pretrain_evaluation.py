@@ -91,3 +91,56 @@ def test_metrics_match_a_direct_computation_on_the_fixed_masks(setup):
     assert metrics["nsp_accuracy"] == pytest.approx(nsp_correct / len(rows))
     random = sum(row["next_sentence_label"] == 1 for row in rows) / len(rows)
     assert metrics["nsp_majority_baseline"] == pytest.approx(max(random, 1 - random))
+
+
+class GuessesFromTheFirstWord(torch.nn.Module):
+    """A stand-in model whose sentence-pair guess is 1 exactly when the first word after
+    [CLS] is ``word``, and whose MLM logits are flat: its scores are known by hand."""
+
+    def __init__(self, vocab_size: int, word: int):
+        super().__init__()
+        self.vocab_size, self.word = vocab_size, word
+
+    def forward(self, input_ids, labels, **_):
+        guess = (input_ids[:, 1] == self.word).long()
+        return SimpleNamespace(masked_logits=torch.zeros(int((labels != -100).sum()), self.vocab_size),
+                               seq_relationship_logits=F.one_hot(guess, 2).float())
+
+
+@pytest.mark.parametrize("objective", ["nsp", "sop"])
+def test_the_sentence_objective_is_scored_on_the_held_out_pairs_under_its_own_name(objective):
+    cls, sep, seven, eight = 2, 3, 7, 8
+    # (first word, label): guesses 1, 1, 0, 0, 0 against labels 1, 0, 1, 0, 1 → 2 of 5 right;
+    # 3 of the 5 labels are 1, so always answering 1 scores 0.6.
+    pairs = [(seven, 1), (seven, 0), (eight, 1), (eight, 0), (eight, 1)]
+    held_out = Dataset.from_list([{"input_ids": [cls, word, 9, sep, 10, sep], "token_type_ids": [0, 0, 0, 0, 1, 1],
+                                   "word_ids": [-1, 0, 1, -1, 2, -1], "next_sentence_label": label}
+                                  for word, label in pairs])
+    collator = MaskingCollator(pad_token_id=0, mask_token_id=4, vocab_size=16, special_token_ids=[0, 1, 2, 3, 4],
+                               mlm_probability=0.0)  # nothing masked: the word after [CLS] stays readable
+    model = GuessesFromTheFirstWord(16, seven)
+    metrics = make_evaluate_fn(held_out, collator, 2, seed=0, sentence_objective=objective)(
+        model, OneOfProcesses(process_index=0, num_processes=1))
+    assert metrics[f"{objective}_accuracy"] == pytest.approx(0.4)
+    assert metrics[f"{objective}_majority_baseline"] == pytest.approx(0.6)
+    other = {"nsp": "sop", "sop": "nsp"}[objective]
+    assert not any(k.startswith(other) for k in metrics), "the metrics are named for the objective trained"
+
+
+def test_held_out_sop_pairs_come_from_held_out_documents_only(tmp_path):
+    from selfsup.pretrain.data import build_pretraining_data
+
+    # Every sentence of document d carries the word "docd", so a sequence's words name its documents.
+    docs = [[f"Sentence {j} of doc{d} is here." for j in range(6)] for d in range(20)]
+    corpus = tmp_path / "tagged.txt"
+    corpus.write_text("\n\n".join("\n".join(d) for d in docs))
+    tokenizer = train_wordpiece((" ".join(d) for d in docs), vocab_size=120, min_frequency=1)
+    data = build_pretraining_data(str(corpus), tokenizer, InstanceConfig(max_seq_length=32, sentence_objective="sop"),
+                                  eval_documents=4)
+
+    def tags(dataset) -> list[set[str]]:
+        return [{w for w in tokenizer.decode(ids).split() if w.startswith("doc")} for ids in dataset["input_ids"]]
+
+    held_out, trained = set().union(*tags(data.eval)), set().union(*tags(data.train))
+    assert len(held_out) == 4 and len(trained) == 16 and not held_out & trained
+    assert all(len(t) == 1 for t in tags(data.eval)), "both segments of a pair come from one document"

@@ -28,6 +28,9 @@ class TaskSpec:
     main_metric: str | None = None  # what "best checkpoint" maximises; default: the first metric
     version: str = "1"
     options: dict = field(default_factory=dict)
+    # Read one split's text only, labels never parsed (for pretraining on the task's own
+    # text): (data_dir, split) → one list of sentences per example or document. None: not offered.
+    read_text: Callable[[Path | None, str], list[list[str]]] | None = None
 
     def __post_init__(self):
         if self.case not in CASES:

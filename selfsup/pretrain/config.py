@@ -2,20 +2,34 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Literal
 
 
 @dataclass
 class DataConfig:
     corpus: str = field(default="stdlib", metadata={
-        "help": "a text file, a folder of them, a Hub dataset name, or 'stdlib' (Python's docstrings, embedded)"})
+        "help": "comma-separated sources, each a text file, a folder of them, 'stdlib' (Python's docstrings, "
+                "embedded), a registered fine-tuning task (its training text only, e.g. glue/sst2) or a Hub dataset"})
     corpus_layout: str = field(default="sentences", metadata={
-        "help": "sentences (one per line, blank line between documents), documents (one per line) or wikitext"})
+        "help": "layout of the files and folders: sentences (one per line, blank line between documents), "
+                "documents (one per line), wikitext, conll or dialogue_jsonl; one for all, or a comma-separated "
+                "list with one per corpus item"})
+    # Training on a dev or test split makes every later score on it meaningless, and a
+    # folder of train/valid/test files would mix them silently: refused unless asked for.
+    allow_eval_splits: bool = field(default=False, metadata={
+        "help": "allow files and folders named as evaluation splits (dev, valid, validation, test...)"})
+    data_dir: str | None = field(default=None, metadata={
+        "help": "for task sources: the folder holding glue/, squad/, conll2003/ (default: shared/data)"})
     tokenizer_name: str | None = field(default=None, metadata={
         "help": "an existing fast tokenizer (folder or Hub id); default: train WordPiece on the corpus"})
     vocab_size: int = 8000
     max_seq_length: int = 128
     short_seq_prob: float = 0.1
-    nsp_probability: float = field(default=0.5, metadata={"help": "0 turns next-sentence prediction off"})
+    sentence_objective: Literal["nsp", "sop", "none"] = field(default="nsp", metadata={
+        "help": "nsp (BERT: is B the next segment or a random one), sop (ALBERT: are two consecutive segments "
+                "in order or swapped) or none (single segments, masked LM only)"})
+    nsp_probability: float = field(default=0.5, metadata={
+        "help": "nsp: the rate of random segments B; sop: the rate of swapped pairs"})
     mlm_probability: float = 0.15
     max_predictions_per_seq: int | None = None
     whole_word_mask: bool = False

@@ -1,6 +1,6 @@
-"""Raw text → documents (lists of sentences).
+"""Raw text → documents (lists of sentences), one source at a time.
 
-Two local layouts, as google-research/bert expects and as most corpora come:
+Local layouts, as google-research/bert expects and as most corpora come:
 
 * ``sentences``: one sentence per line, a blank line between documents;
 * ``documents``: one document per line, split into sentences here;
@@ -11,9 +11,11 @@ Two local layouts, as google-research/bert expects and as most corpora come:
 * ``dialogue_jsonl``: one JSON object per line with a ``dialogue`` field (DialogSum), a
   document per dialogue and a sentence per turn.
 
-A path may be a file or a folder (every ``*.txt``/``*.tokens`` file in it, sorted). A
-name that is not a local path is treated as a Hub dataset (``name`` or ``name:config``)
-for online users, one document per row of its ``text`` column.
+A path may be a file or a folder (every ``*.txt``/``*.tokens`` file in it, sorted); one
+named as an evaluation split is refused unless asked for (:func:`corpus_files`). A name
+that is not a local path may be a Hub dataset (``name`` or ``name:config``) for online
+users, one document per row of its ``text`` column. ``selfsup.pretrain.sources`` reads a
+list of such sources.
 """
 from __future__ import annotations
 
@@ -101,25 +103,43 @@ def read_documents(path: str | Path, layout: str = "sentences") -> list[list[str
     return docs
 
 
-def corpus_files(path: str | Path) -> list[Path]:
+# Words that name an evaluation split in a file or folder name: dev.tsv, valid.txt,
+# wiki.test.tokens, eng.testa (CoNLL's dev), dev_matched.tsv, validation/.
+EVAL_SPLIT_WORDS = frozenset({"dev", "val", "valid", "validation", "test", "testa", "testb", "eval", "evaluation",
+                              "heldout"})
+
+
+def names_eval_split(name: str) -> bool:
+    """Whether a word of ``name`` (split at punctuation) names an evaluation split. Whole
+    words only: ``latest.txt`` and ``contest.txt`` are not test files."""
+    return not EVAL_SPLIT_WORDS.isdisjoint(re.split(r"[^a-z0-9]+", name.lower()))
+
+
+def corpus_files(path: str | Path, allow_eval_splits: bool = False) -> list[Path]:
+    """The text files of a file or folder path. A path named as an evaluation split, or a
+    folder holding such files (train + valid + test side by side), is refused naming them
+    unless ``allow_eval_splits``: text trained on makes every later score on it meaningless.
+    Only the name given and the names below it are checked; the folders above say nothing
+    about the split (pytest's temporary folders are named ``test_*``)."""
     path = Path(path)
     if not path.exists():
         raise InputError("corpus file or folder not found", path=path)
-    if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES)
-        if not files:
-            raise InputError(f"no text files ({', '.join(TEXT_SUFFIXES)}) in folder", path=path)
+    files = sorted(p for p in path.rglob("*") if p.is_file() and p.suffix in TEXT_SUFFIXES) if path.is_dir() \
+        else [path]
+    if path.is_dir() and not files:
+        raise InputError(f"no text files ({', '.join(TEXT_SUFFIXES)}) in folder", path=path)
+    if allow_eval_splits:
         return files
-    return [path]
-
-
-def load_corpus(source: str, layout: str = "sentences") -> list[list[str]]:
-    """All documents of a file, folder, Hub dataset name, or the embedded ``stdlib`` corpus."""
-    if source == "stdlib":
-        return stdlib_docstrings()
-    if is_local(source):
-        return [doc for f in corpus_files(source) for doc in read_documents(f, layout)]
-    return _hub_documents(source)
+    if names_eval_split(path.name):
+        raise InputError("named as an evaluation split (dev, valid, test...): a model pretrained on it is no "
+                         "longer fairly evaluated on it; --allow_eval_splits reads it anyway", path=path)
+    below = [f.relative_to(path) for f in files] if path.is_dir() else []
+    marked = [str(f) for f in below if any(names_eval_split(part) for part in f.parts)]
+    if marked:
+        raise InputError(f"folder holds evaluation split files ({', '.join(marked)}), which would be mixed "
+                         "into the corpus: name the training file(s) in --corpus instead, or pass "
+                         "--allow_eval_splits to read them all", path=path)
+    return files
 
 
 def is_local(source: str) -> bool:
@@ -129,25 +149,20 @@ def is_local(source: str) -> bool:
             or Path(source).suffix in TEXT_SUFFIXES)
 
 
-def corpus_fingerprint(source: str) -> list:
-    """What the cached documents depend on: each file's path, size and modification time
-    (so an edited corpus is re-read), or the Python version for the stdlib corpus."""
-    if source == "stdlib":
-        return [sys.version]
-    if is_local(source):
-        return [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in corpus_files(source)]
-    return [source]
+def files_fingerprint(files: list[Path]) -> list:
+    """Each file's path, size and modification time, so an edited corpus is re-read."""
+    return [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
 
 
-def _hub_documents(name: str) -> list[list[str]]:  # pragma: no cover - needs the Hub
+def hub_documents(name: str) -> list[list[str]]:  # pragma: no cover - needs the Hub
     from datasets import load_dataset
 
     dataset_name, _, config = name.partition(":")
     try:
         ds = load_dataset(dataset_name, config or None, split="train")
     except Exception as e:
-        raise InputError(f"not a local file or folder, and loading it from the Hub failed: {e}",
-                         path=name) from e
+        raise InputError(f"not a local file or folder nor a registered fine-tuning task, and loading it from the "
+                         f"Hub failed: {e}", path=name) from e
     if "text" not in ds.column_names:
         raise InputError(f"Hub dataset has no 'text' column (columns: {ds.column_names})", path=name, field="text")
     return [s for s in (split_sentences(t) for t in ds["text"]) if s]

@@ -1,15 +1,24 @@
-"""Documents → tokenized sentences → NSP training instances, with 🤗 datasets.
+"""Documents → tokenized sentences → training instances (NSP, SOP or single segments), with 🤗 datasets.
 
-Pair building follows google-research/bert's ``create_instances_from_document``: a target
+Chunking follows google-research/bert's ``create_instances_from_document``: a target
 length of ``max_seq_length - 3`` (shorter with probability ``short_seq_prob``), segment A
-= a random number of leading sentences of the chunk, segment B = the rest ("is next") or,
-with probability ``nsp_probability``, sentences from another document ("random"; the
-unused sentences go back to be reused), and the longer side truncated from a random end.
+= a random number of leading sentences of the chunk, and the longer side truncated from
+a random end. What segment B is depends on ``sentence_objective``:
 
-One deliberate difference: the random document is drawn uniformly among the *other*
-documents (google's retries 10 times and may keep the same one), so a "random" pair is
-never secretly consecutive. Each document has its own RNG seeded from (seed, index), so
-the result does not depend on batching or ``num_proc``.
+* ``nsp`` (BERT): the rest of the chunk ("is next") or, with probability
+  ``nsp_probability``, sentences from another document ("random"; the unused sentences
+  go back to be reused). One deliberate difference: the random document is drawn
+  uniformly among the *other* documents (google's retries 10 times and may keep the same
+  one), so a "random" pair is never secretly consecutive.
+* ``sop`` (ALBERT's sentence-order prediction, Lan et al., 2020): the rest of the chunk,
+  and with probability ``nsp_probability`` the two segments swapped. B never comes from
+  another document: unlike google-research/albert, which falls back to a random document
+  for a one-sentence chunk, a chunk here takes a second sentence even past the target
+  length, and a document's lone last sentence gives no instance.
+* ``none``: no B; the whole chunk is one segment (MLM only).
+
+Each document has its own RNG seeded from (seed, index), so the result does not depend
+on batching or ``num_proc``.
 """
 from __future__ import annotations
 
@@ -21,6 +30,11 @@ from datasets import Dataset
 from ..errors import InputError
 
 IS_NEXT, IS_RANDOM = 0, 1  # BERT's and transformers' convention
+# ALBERT's and transformers' convention (AlbertForPreTraining's ``sentence_order_label``:
+# 0 = original order, 1 = switched). Both land in the ``next_sentence_label`` column that
+# the NSP head reads: label 0 means "B is the natural continuation of A" in both tasks.
+IN_ORDER, SWAPPED = 0, 1
+SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
 
 
 @dataclass
@@ -28,9 +42,26 @@ class InstanceConfig:
     max_seq_length: int = 128
     # BERT: 10% of sequences get a shorter random length, to reduce pretrain/finetune mismatch.
     short_seq_prob: float = 0.1
-    # Probability that segment B is random; 0 turns NSP off (single-segment sequences).
+    # nsp: the probability that segment B is random; sop: that the segments are swapped.
     nsp_probability: float = 0.5
     seed: int = 12345
+    sentence_objective: str = "nsp"  # one of SENTENCE_OBJECTIVES
+
+    def __post_init__(self):
+        if self.sentence_objective not in SENTENCE_OBJECTIVES:
+            raise InputError(f"must be one of {', '.join(SENTENCE_OBJECTIVES)}, got {self.sentence_objective!r}",
+                             field="sentence_objective")
+        # 0 once meant "no NSP"; now that is --sentence_objective none. Either end of the
+        # range makes the 2-way task one class, which a model learns by ignoring its input.
+        if self.paired and not 0 < self.nsp_probability < 1:
+            raise InputError(f"must be strictly between 0 and 1 for {self.sentence_objective}, got "
+                             f"{self.nsp_probability} (--sentence_objective none trains MLM only)",
+                             field="nsp_probability")
+
+    @property
+    def paired(self) -> bool:
+        """Sequences are [CLS] A [SEP] B [SEP] with a ``next_sentence_label``."""
+        return self.sentence_objective != "none"
 
 
 def tokenize_documents(documents: Dataset, tokenizer, num_proc: int | None = None) -> Dataset:
@@ -72,50 +103,66 @@ def _flatten(sentences: list[list[int]], words: list[list[int]], start_word: int
 
 def document_instances(index: int, tokens: list[list[int]], words: list[list[int]], documents: Dataset,
                        config: InstanceConfig, cls_id: int, sep_id: int) -> list[dict]:
-    """All instances of document ``index``; ``documents`` gives random access for B."""
+    """All instances of document ``index``; ``documents`` gives random access for NSP's random B."""
     rng = random.Random(config.seed * 1_000_003 + index)
-    nsp = config.nsp_probability > 0
-    max_tokens = config.max_seq_length - (3 if nsp else 2)
+    objective, paired = config.sentence_objective, config.paired
+    max_tokens = config.max_seq_length - (3 if paired else 2)
     target = max_tokens if rng.random() >= config.short_seq_prob else rng.randint(2, max_tokens)
+    other_doc = None
+
+    def sentences(span: tuple[int, int, int]) -> tuple[list, list]:
+        doc, start, end = span
+        source = {"tokens": tokens, "words": words} if doc == index else other_doc
+        return source["tokens"][start:end], source["words"][start:end]
+
     instances, chunk, length, i = [], [], 0, 0
     while i < len(tokens):
         chunk.append(i)
         length += len(tokens[i])
-        if i == len(tokens) - 1 or length >= target:
-            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 and nsp else len(chunk)
-            a, next_word = _flatten([tokens[j] for j in chunk[:a_end]], [words[j] for j in chunk[:a_end]], 0)
-            b, label, source_b = [], -100, (-1, -1, -1)
-            if nsp and (len(chunk) == 1 or rng.random() < config.nsp_probability):
+        # SOP takes both segments from the chunk, so it takes a second sentence even past the target.
+        full = length >= target and (objective != "sop" or len(chunk) >= 2)
+        if i == len(tokens) - 1 or full:
+            a_end = rng.randint(1, len(chunk) - 1) if len(chunk) >= 2 and paired else len(chunk)
+            first = (index, chunk[0], chunk[0] + a_end)
+            second, label = None, None
+            if objective == "nsp" and (len(chunk) == 1 or rng.random() < config.nsp_probability):
                 if len(documents) < 2:
                     raise InputError("next sentence prediction needs at least 2 documents")
                 other = rng.randrange(len(documents) - 1)
                 other += other >= index
                 other_doc = documents[other]
-                start = rng.randrange(len(other_doc["tokens"]))
-                end = start
-                while end < len(other_doc["tokens"]) and len(b) < target - len(a):
-                    part, next_word = _flatten([other_doc["tokens"][end]], [other_doc["words"][end]], next_word)
-                    b.extend(part)
+                start = end = rng.randrange(len(other_doc["tokens"]))
+                budget = target - sum(len(tokens[j]) for j in chunk[:a_end])
+                taken = 0
+                while end < len(other_doc["tokens"]) and taken < budget:
+                    taken += len(other_doc["tokens"][end])
                     end += 1
-                label, source_b = IS_RANDOM, (other, start, end)
+                second, label = (other, start, end), IS_RANDOM
                 i -= len(chunk) - a_end  # put the unused sentences back
-            elif nsp:
-                b, _ = _flatten([tokens[j] for j in chunk[a_end:]], [words[j] for j in chunk[a_end:]], next_word)
-                label, source_b = IS_NEXT, (index, chunk[a_end], chunk[-1] + 1)
-            _truncate_pair(a, b, max_tokens, rng)
-            if a and (b or not nsp):
-                ids = [cls_id] + [t for t, _ in a] + [sep_id]
-                wids = [-1] + [w for _, w in a] + [-1]
-                types = [0] * len(ids)
-                if nsp:
-                    ids += [t for t, _ in b] + [sep_id]
-                    wids += [w for _, w in b] + [-1]
-                    types += [1] * (len(b) + 1)
-                instance = {"input_ids": ids, "token_type_ids": types, "word_ids": wids,
-                            "source": [index, chunk[0], chunk[0] + a_end, *source_b]}
-                if nsp:
-                    instance["next_sentence_label"] = label
-                instances.append(instance)
+            elif objective == "nsp":
+                second, label = (index, chunk[a_end], chunk[-1] + 1), IS_NEXT
+            elif objective == "sop" and len(chunk) >= 2:
+                second, label = (index, chunk[a_end], chunk[-1] + 1), IN_ORDER
+                if rng.random() < config.nsp_probability:
+                    first, second, label = second, first, SWAPPED
+            # else: sop with a document's lone last sentence (no order to predict), or none.
+            if objective != "sop" or second is not None:
+                a, next_word = _flatten(*sentences(first), 0)
+                b, _ = _flatten(*sentences(second), next_word) if second else ([], next_word)
+                _truncate_pair(a, b, max_tokens, rng)
+                if a and (b or not paired):
+                    ids = [cls_id] + [t for t, _ in a] + [sep_id]
+                    wids = [-1] + [w for _, w in a] + [-1]
+                    types = [0] * len(ids)
+                    if paired:
+                        ids += [t for t, _ in b] + [sep_id]
+                        wids += [w for _, w in b] + [-1]
+                        types += [1] * (len(b) + 1)
+                    instance = {"input_ids": ids, "token_type_ids": types, "word_ids": wids,
+                                "source": [*first, *(second or (-1, -1, -1))]}
+                    if paired:
+                        instance["next_sentence_label"] = label
+                    instances.append(instance)
             chunk, length = [], 0
         i += 1
     return instances
@@ -125,25 +172,30 @@ def build_instances(tokenized: Dataset, tokenizer, config: InstanceConfig, num_p
                     source_name: str = "corpus") -> Dataset:
     """One row per training sequence: ``input_ids``, ``token_type_ids``, ``word_ids`` (-1 for
     special tokens; unique per word within the row, for whole-word masking),
-    ``next_sentence_label`` (when NSP is on) and ``source`` = [doc, a_start, a_end,
-    b_doc, b_start, b_end] sentence indices (provenance; b_* = -1 without B)."""
+    ``next_sentence_label`` (NSP's or SOP's label; absent for ``none``) and ``source`` =
+    [doc, a_start, a_end, b_doc, b_start, b_end]: the sentence indices of the first and
+    the second segment as they stand in the sequence (provenance; b_* = -1 without B)."""
     if config.max_seq_length < 8:
         raise InputError(f"max_seq_length {config.max_seq_length} is too short", field="max_seq_length")
-    if config.nsp_probability > 0 and len(tokenized) < 2:
+    if config.sentence_objective == "nsp" and len(tokenized) < 2:
         raise InputError(f"next sentence prediction needs at least 2 documents, found {len(tokenized)} "
-                         "(set nsp_probability 0 to train MLM only)", path=source_name)
+                         "(--sentence_objective sop pairs sentences within a document; none trains MLM only)",
+                         path=source_name)
 
     def make(batch, indices):
         rows = [inst for idx, toks, wds in zip(indices, batch["tokens"], batch["words"])
                 for inst in document_instances(idx, toks, wds, tokenized, config,
                                                tokenizer.cls_token_id, tokenizer.sep_token_id)]
         keys = ["input_ids", "token_type_ids", "word_ids", "source"] + (
-            ["next_sentence_label"] if config.nsp_probability > 0 else [])
+            ["next_sentence_label"] if config.paired else [])
         return {k: [r[k] for r in rows] for k in keys}
 
     instances = tokenized.map(make, batched=True, with_indices=True, num_proc=num_proc,
                               remove_columns=tokenized.column_names, desc="building instances")
     if len(instances) == 0:
-        raise InputError("no training instance could be built: documents are too short or empty "
-                         f"(NSP needs documents of at least 2 sentences or 2 documents)", path=source_name)
+        need = {"nsp": "NSP needs documents of at least 2 sentences or 2 documents",
+                "sop": "SOP needs documents of at least 2 sentences",
+                "none": "every document is empty"}[config.sentence_objective]
+        raise InputError(f"no training instance could be built: documents are too short or empty ({need})",
+                         path=source_name)
     return instances

@@ -19,11 +19,13 @@ def write_model_card(folder: str | Path, summary: dict) -> Path:
     ev = summary.get("eval") or {}
     metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in ev.items()) or "| (no held-out evaluation) | |"
     config = json.loads((folder / "config.json").read_text())
+    objective = {"nsp": "masked LM + next sentence prediction", "sop": "masked LM + sentence-order prediction",
+                 "none": "masked LM"}[summary["data"].get("sentence_objective", "nsp")]
     card = f"""---
 library_name: transformers
 tags: [selfsup, bert, fill-mask, masked-lm]
 ---
-# selfsup-bert pretrained with masked LM + next sentence prediction
+# selfsup-bert pretrained with {objective}
 
 Trained with `scripts/pretrain.py` of [selfsup](https://example.invalid/selfsup) on
 `{summary['data']['corpus']}` ({summary['train_sequences']} training sequences, {summary['steps']} optimizer

@@ -1,4 +1,4 @@
-"""The MLM + NSP objective for the shared loop: normalisers, loss and evaluation."""
+"""The MLM + NSP (or SOP) objective for the shared loop: normalisers, loss and evaluation."""
 from __future__ import annotations
 
 import math
@@ -48,8 +48,10 @@ def fixed_masks(eval_dataset, collator, seed: int) -> list[dict]:
     return rows
 
 
-def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int):
-    """Held-out MLM loss / accuracy / perplexity and NSP accuracy, from running counts
+def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentence_objective: str = "nsp"):
+    """Held-out MLM loss / accuracy / perplexity and the sentence objective's accuracy and
+    majority baseline, named for it (``nsp_*`` or ``sop_*``: both are read from the
+    ``next_sentence_label`` column by the same 2-way head), from running counts
     summed over processes. Each process scores a disjoint slice (every sequence exactly
     once: no padding duplicates as a prepared DataLoader would add), with masks fixed once
     by :func:`fixed_masks`, so the scores do not depend on ``batch_size`` or the number of
@@ -64,10 +66,11 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int):
         model = accelerator.unwrap_model(model)  # no DDP collectives: slices may differ in length
         device = accelerator.device
         sums = {k: torch.zeros((), device=device, dtype=torch.float64)
-                for k in ("mlm_loss", "mlm_correct", "mlm_total", "nsp_correct", "nsp_random", "nsp_total", "sequences")}
+                for k in ("mlm_loss", "mlm_correct", "mlm_total", "pair_correct", "pair_ones", "pair_total",
+                          "sequences")}
         for start in range(0, len(mine), batch_size):
             batch = {k: v.to(device) for k, v in collator.pad(mine[start:start + batch_size]).items()}
-            nsp = batch.pop("next_sentence_label", None)
+            pair_labels = batch.pop("next_sentence_label", None)
             out = model(**batch)
             targets = batch["labels"][batch["labels"] != -100]
             logits = out.masked_logits.float()
@@ -75,21 +78,21 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int):
             sums["mlm_correct"] += (logits.argmax(-1) == targets).sum()
             sums["mlm_total"] += targets.numel()
             sums["sequences"] += batch["input_ids"].shape[0]
-            if nsp is not None:
-                sums["nsp_correct"] += (out.seq_relationship_logits.argmax(-1) == nsp).sum()
-                sums["nsp_random"] += (nsp == 1).sum()
-                sums["nsp_total"] += nsp.numel()
+            if pair_labels is not None:
+                sums["pair_correct"] += (out.seq_relationship_logits.argmax(-1) == pair_labels).sum()
+                sums["pair_ones"] += (pair_labels == 1).sum()
+                sums["pair_total"] += pair_labels.numel()
         sums = accelerator.reduce(sums, reduction="sum")
         mlm_loss = (sums["mlm_loss"] / sums["mlm_total"].clamp(min=1)).item()
         metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": (sums["mlm_correct"] / sums["mlm_total"].clamp(min=1)).item(),
                    "perplexity": math.exp(min(mlm_loss, 50.0)), "mlm_predictions": sums["mlm_total"].item(),
                    "sequences": sums["sequences"].item()}
-        if sums["nsp_total"] > 0:
-            metrics["nsp_accuracy"] = (sums["nsp_correct"] / sums["nsp_total"]).item()
-            # The majority-class rate is the accuracy to beat: google's pair building gives
-            # more than half "random" pairs on corpora of short documents.
-            nsp_random = (sums["nsp_random"] / sums["nsp_total"]).item()
-            metrics["nsp_majority_baseline"] = max(nsp_random, 1.0 - nsp_random)
+        if sums["pair_total"] > 0:
+            metrics[f"{sentence_objective}_accuracy"] = (sums["pair_correct"] / sums["pair_total"]).item()
+            # The majority-class rate of the held-out pairs is the accuracy to beat: google's
+            # NSP pair building gives more than half "random" pairs on corpora of short documents.
+            ones = (sums["pair_ones"] / sums["pair_total"]).item()
+            metrics[f"{sentence_objective}_majority_baseline"] = max(ones, 1.0 - ones)
         return metrics
 
     return evaluate
