@@ -245,6 +245,16 @@ def test_max_predictions_per_seq_caps_without_splitting_words(wiki_docs, wordpie
             assert chosen[i][word_ids[i] == w].all()
 
 
+def test_paragraph_layout_splits_paragraphs_into_sentences_and_documents_at_blank_lines(tmp_path, shared_data):
+    path = tmp_path / "docs.txt"
+    path.write_text("Intro. It has two sentences.\nA second paragraph!\n\nAnother document? Yes.\n")
+    assert read_documents(path, "paragraphs") == [["Intro.", "It has two sentences.", "A second paragraph!"],
+                                                  ["Another document?", "Yes."]]
+    docs = read_documents(shared_data / "pretrain" / "python-docs.txt", "paragraphs")
+    # the data README: 480 documents, about 1.02M words
+    assert len(docs) == 480 and 1.0e6 < sum(len(s.split()) for d in docs for s in d) < 1.05e6
+
+
 def test_stdlib_corpus_is_real_multi_sentence_text():
     docs = stdlib_docstrings()
     assert len(docs) > 2000 and all(len(d) >= 2 for d in docs)

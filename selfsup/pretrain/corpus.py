@@ -4,6 +4,8 @@ Local layouts, as google-research/bert expects and as most corpora come:
 
 * ``sentences``: one sentence per line, a blank line between documents;
 * ``documents``: one document per line, split into sentences here;
+* ``paragraphs``: one paragraph per line, a blank line between documents, each paragraph
+  split into sentences here (``pretrain/python-docs.txt`` of the shared data);
 * ``wikitext``: WikiText's layout, an article per top-level `` = Title = `` heading, one
   paragraph per line (sub-headings dropped), split into sentences here;
 * ``conll``: CoNLL column files, a news document per ``-DOCSTART-``, a sentence per
@@ -32,7 +34,7 @@ from ..errors import InputError
 # Simple on purpose: NSP needs plausible sentence boundaries, not linguistic perfection.
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+(?=[\"'(\[]?[A-Z0-9])")
 TEXT_SUFFIXES = (".txt", ".tokens", ".raw", ".jsonl")
-LAYOUTS = ("sentences", "documents", "wikitext", "conll", "dialogue_jsonl")
+LAYOUTS = ("sentences", "documents", "paragraphs", "wikitext", "conll", "dialogue_jsonl")
 _WIKI_TITLE = re.compile(r"^= [^=].*[^=] =$")
 
 
@@ -59,6 +61,9 @@ def read_documents(path: str | Path, layout: str = "sentences") -> list[list[str
     text = _read_text(path)
     if layout == "sentences":
         docs = [[line.strip() for line in block.splitlines() if line.strip()]
+                for block in re.split(r"\n\s*\n", text)]
+    elif layout == "paragraphs":
+        docs = [[s for line in block.splitlines() for s in split_sentences(line)]
                 for block in re.split(r"\n\s*\n", text)]
     elif layout == "documents":
         docs = [split_sentences(line) for line in text.splitlines()]

@@ -175,7 +175,7 @@ class Trainer:
         self.best_dir = Path(config.output_dir) / "best"
         self.history: list[dict] = []
         self.best_metrics: dict | None = None
-        self.samples_seen = 0
+        self.samples_seen = self.tokens_seen = 0
         self._start = time.time()
 
     # -- logging -------------------------------------------------------------------
@@ -251,7 +251,7 @@ class Trainer:
                         disable=not acc.is_local_main_process, dynamic_ncols=True)
         self.model.train()
         self._start = start = time.time()
-        samples_at_start = self.samples_seen
+        samples_at_start, tokens_at_start = self.samples_seen, self.tokens_seen
         while self.state.step < self.total_steps:
             self.loader.set_epoch(self.state.epoch)
             if hasattr(self.collate_fn, "set_epoch"):
@@ -280,9 +280,12 @@ class Trainer:
         train_seconds = time.time() - start
         if config.load_best_model_at_end and self.state.best_step not in (None, self.state.step):
             self.load_best_model()
-        samples = int(acc.reduce(torch.tensor(self.samples_seen - samples_at_start, device=acc.device), reduction="sum"))
+        samples, tokens = acc.reduce(torch.stack([torch.as_tensor(x, device=acc.device).long() for x in (
+            self.samples_seen - samples_at_start, self.tokens_seen - tokens_at_start)]), reduction="sum").tolist()
         summary = {"steps": self.state.step, "epoch": self._epoch_progress(), "train_seconds": train_seconds,
                    "train_samples": samples, "train_samples_per_second": samples / max(train_seconds, 1e-9),
+                   # real (unpadded) tokens, when batches carry an attention mask
+                   "train_tokens": tokens, "train_tokens_per_second": tokens / max(train_seconds, 1e-9),
                    "train_loss": next((h["loss"] for h in reversed(self.history) if "loss" in h), None),
                    "eval": final_eval, "best": self.best_metrics, "mixed_precision": acc.mixed_precision,
                    "num_processes": acc.num_processes}
@@ -324,6 +327,9 @@ class Trainer:
                     self.scheduler.step()
                     self.optimizer.zero_grad(set_to_none=True)
         self.samples_seen += sum(_batch_size(b) for b in window)  # this process's; summed at the end
+        for b in window:  # summed on the device: no synchronisation per batch
+            if "attention_mask" in b:
+                self.tokens_seen = self.tokens_seen + b["attention_mask"].sum()
         self.state.step += 1
         self.state.batches_in_epoch += len(window)
         if self.state.step % max(1, config.logging_steps) == 0 or self.state.step == self.total_steps:
