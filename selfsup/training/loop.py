@@ -47,7 +47,8 @@ from typing import Callable
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import DataLoaderConfiguration, DistributedType, GradientAccumulationPlugin, set_seed
+from accelerate.utils import (DataLoaderConfiguration, DistributedType, GradientAccumulationPlugin,
+                               InitProcessGroupKwargs, set_seed)
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
@@ -100,8 +101,13 @@ def make_accelerator(config: TrainingConfig) -> Accelerator:
     # The loop hands Accelerate whole windows and says where each ends, so the plugin must
     # not end a window at the end of the data on its own (the window was read in full first).
     accumulation = GradientAccumulationPlugin(num_steps=config.gradient_accumulation_steps, sync_with_dataloader=False)
+    handlers = []
+    if os.environ.get("ACCELERATE_USE_DEEPSPEED", "").lower() == "true" and not torch.cuda.is_available():
+        # Accelerate picks no process-group backend for DeepSpeed on a host without GPUs, and
+        # every rank then believes it is alone (DeepSpeed's batch-size check fails): say gloo.
+        handlers.append(InitProcessGroupKwargs(backend="gloo"))
     accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=log_with, project_dir=config.output_dir,
-                              gradient_accumulation_plugin=accumulation,
+                              gradient_accumulation_plugin=accumulation, kwargs_handlers=handlers,
                               dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         # DeepSpeed accumulates and clips inside its engine, from its own config: make that
@@ -109,6 +115,8 @@ def make_accelerator(config: TrainingConfig) -> Accelerator:
         ds_config = accelerator.state.deepspeed_plugin.deepspeed_config
         ds_config["gradient_accumulation_steps"] = config.gradient_accumulation_steps
         ds_config["gradient_clipping"] = config.max_grad_norm
+        # prepare() reads the micro-batch from a loader passed with the model; ours is prepared first.
+        ds_config["train_micro_batch_size_per_gpu"] = config.per_device_train_batch_size
     if accelerator.device.type == "cpu":
         threads = cpu_threads(config.cpu_threads, int(os.environ.get("LOCAL_WORLD_SIZE", accelerator.num_processes)))
         torch.set_num_threads(threads)
@@ -156,16 +164,18 @@ class Trainer:
         loader = DataLoader(train_dataset, batch_size=config.per_device_train_batch_size, shuffle=True,
                             collate_fn=collate_fn, num_workers=config.dataloader_num_workers)
         self.collate_fn = collate_fn
-        self.model, self.loader = self.accelerator.prepare(model, loader)
+        self.loader = self.accelerator.prepare(loader)
         # Counted from the prepared loader: it holds this process's share of every epoch, so
         # N processes take 1/N of the steps of one (transformers' Trainer does the same).
         self.steps_per_epoch = max(1, math.ceil(len(self.loader) / config.gradient_accumulation_steps))
         self.total_steps = config.max_steps if config.max_steps > 0 else max(
             1, math.ceil(config.num_train_epochs * self.steps_per_epoch))
-        # The optimizer is built on the prepared model (FSDP shards parameters in prepare).
-        optimizer, self.scheduler = build_optimizer(self.model, config, self.total_steps)
-        # The scheduler is not prepared: Accelerate would step it once per process.
-        self.optimizer = self.accelerator.prepare(optimizer)
+        # FSDP2 and DeepSpeed need the model and its optimizer in one prepare() call (each
+        # rebuilds the optimizer around the parameters it shards), so the optimizer is built
+        # on the model as it comes. The scheduler is not prepared: Accelerate would step it
+        # once per process.
+        optimizer, self.scheduler = build_optimizer(model, config, self.total_steps)
+        self.model, self.optimizer = self.accelerator.prepare(model, optimizer)
         self.state = LoopState()
         self.accelerator.register_for_checkpointing(self.scheduler, self.state)
         self.loss_fn, self.count_fn, self.evaluate_fn = loss_fn, count_fn, evaluate_fn
