@@ -6,11 +6,14 @@ import torch.nn.functional as F
 from torch import nn
 from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
 from transformers.modeling_outputs import CausalLMOutputWithPast
+from transformers.utils import logging
 
 from .cache import KVCache
 from .configuration import SelfsupGPTConfig
 from .embeddings import Embeddings, SinusoidalPositions
 from .stacks import Decoder
+
+logger = logging.get_logger(__name__)
 
 # transformers >= 5.24 names the cache field of its outputs ``cache`` and renames
 # ``past_key_values=`` with a deprecation warning; earlier 5.x releases call it past_key_values.
@@ -71,6 +74,10 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
         transformers). ``logits_to_keep``: project only the last n positions (0 = all).
         """
         use_cache = self.config.use_cache if use_cache is None else use_cache
+        if use_cache and self.decoder.checkpointing_active():
+            logger.warning_once("use_cache=True is incompatible with gradient checkpointing in training: "
+                                "setting use_cache=False")
+            use_cache = False
         if use_cache and past_key_values is None:
             past_key_values = KVCache()
         cache = past_key_values if use_cache else None

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
-from transformers.utils import ModelOutput
+from transformers.utils import ModelOutput, logging
 
 from selfsup.seq2seq.copy import copy_distribution
 from selfsup.seq2seq.coverage import coverage_attention, coverage_loss
@@ -24,6 +24,8 @@ from selfsup.seq2seq.coverage import coverage_attention, coverage_loss
 from .cache import KVCache
 from .embeddings import Embeddings, SinusoidalPositions
 from .stacks import Decoder, Encoder
+
+logger = logging.get_logger(__name__)
 
 
 class SelfsupSeq2SeqConfig(PreTrainedConfig):
@@ -186,6 +188,10 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
         number of labelled tokens)."""
         c = self.config
         use_cache = c.use_cache if use_cache is None else use_cache
+        if use_cache and self.decoder.checkpointing_active():
+            logger.warning_once("use_cache=True is incompatible with gradient checkpointing in training: "
+                                "setting use_cache=False")
+            use_cache = False
         memory = self.encode(input_ids, attention_mask) if encoder_outputs is None else encoder_outputs
         if attention_mask is None:
             attention_mask = torch.ones(memory.shape[:2], dtype=torch.long, device=memory.device)

@@ -6,9 +6,11 @@ cross-attends to encoder states, and decodes incrementally with a :class:`KVCach
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import partial
 
 import torch
 from torch import nn
+from torch.utils.checkpoint import checkpoint
 
 from .attention import attention_bias
 from .blocks import Block
@@ -39,7 +41,16 @@ class Stack(nn.Module):
                   eps, pre_norm, cross_attention) for _ in range(num_layers))
         self.final_norm = nn.LayerNorm(hidden_size, eps=eps) if pre_norm else None
         self.causal = causal
+        # transformers' gradient_checkpointing_enable() sets both on every module that has
+        # the flag, the function carrying the caller's checkpoint kwargs (use_reentrant, ...).
         self.gradient_checkpointing = False
+        self._gradient_checkpointing_func = partial(checkpoint, use_reentrant=False)
+
+    def checkpointing_active(self) -> bool:
+        """Whether a forward now recomputes each block in backward instead of keeping its
+        activations. A KV cache cannot be filled then: the recomputation would append every
+        block's keys and values a second time."""
+        return self.gradient_checkpointing and self.training and torch.is_grad_enabled()
 
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
                 memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
@@ -61,18 +72,22 @@ class Stack(nn.Module):
         memory_bias = None
         if memory is not None:
             memory_bias = attention_bias(memory_mask, q_len, memory.shape[1], False, x.dtype, x.device)
+        recompute = self.checkpointing_active()
+        if recompute and cache is not None:
+            raise ValueError("a KV cache cannot be filled under gradient checkpointing (the backward "
+                             "recomputation would append to it again): pass cache=None when training")
         hiddens, attns, cross = [], [], []
         for i, layer in enumerate(self.layers):
             if output_hidden_states:
                 hiddens.append(x)
-            kwargs = dict(bias=bias, is_causal=is_causal, memory=memory, memory_bias=memory_bias, cache=cache,
-                          layer_idx=i, implementation=implementation, output_attentions=output_attentions)
-            if output_positions is not None and i == len(self.layers) - 1:
-                kwargs["query_positions"] = output_positions
-            if self.gradient_checkpointing and self.training:
-                x, a, c = torch.utils.checkpoint.checkpoint(lambda h: layer(h, **kwargs), x, use_reentrant=False)
-            else:
-                x, a, c = layer(x, **kwargs)
+            # Bound now, not looked up when backward recomputes the block: a closure over the
+            # loop variables would rerun every block as the last one (with its query_positions).
+            run = partial(_run_block, layer, bias=bias, is_causal=is_causal, memory_bias=memory_bias, cache=cache,
+                          layer_idx=i, implementation=implementation, output_attentions=output_attentions,
+                          query_positions=output_positions if i == len(self.layers) - 1 else None)
+            # memory is passed, not bound: reentrant checkpointing differentiates only the tensors
+            # it is given, and a bound encoder output would be backpropagated once per layer.
+            x, a, c = self._gradient_checkpointing_func(run, x, memory) if recompute else run(x, memory)
             attns.append(a)
             cross.append(c)
         if self.final_norm is not None:
@@ -82,6 +97,10 @@ class Stack(nn.Module):
         return StackOutput(x, tuple(hiddens) if output_hidden_states else None,
                            tuple(attns) if output_attentions else None,
                            tuple(cross) if output_attentions and memory is not None else None)
+
+
+def _run_block(layer: Block, x: torch.Tensor, memory: torch.Tensor | None, **kwargs):
+    return layer(x, memory=memory, **kwargs)
 
 
 class Encoder(Stack):
