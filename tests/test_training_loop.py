@@ -210,6 +210,16 @@ def test_every_checkpoint_holds_a_model_that_loads_with_from_pretrained(tmp_path
     assert_same_weights(final.state_dict(), weights(trainer), atol=0)
 
 
+def test_gradient_checkpointing_trains_the_same_weights(tmp_path):
+    plain = make_trainer(tmp_path / "plain", per_device_batch=8, accumulation=1, steps=3)
+    plain.train()
+    checkpointed = make_trainer(tmp_path / "ckpt", per_device_batch=8, accumulation=1, steps=3,
+                                gradient_checkpointing=True)
+    assert checkpointed.accelerator.unwrap_model(checkpointed.model).bert.encoder.gradient_checkpointing
+    checkpointed.train()
+    assert_same_weights(weights(plain), weights(checkpointed), atol=1e-6)
+
+
 def test_cpu_training_uses_this_process_share_of_its_cores_unless_told(monkeypatch, tmp_path):
     # `accelerate launch` without --cpu exports OMP_NUM_THREADS=1: a CPU run would use one core.
     cores = len(os.sched_getaffinity(0))

@@ -160,7 +160,9 @@ class Trainer:
                              field="gradient_accumulation_steps")
         set_seed(config.seed)
         if config.gradient_checkpointing:
-            model.gradient_checkpointing_enable()
+            # transformers 5.24 renamed it (the old name warns); earlier 5.x have only the old one
+            enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
+            enable()
         loader = DataLoader(train_dataset, batch_size=config.per_device_train_batch_size, shuffle=True,
                             collate_fn=collate_fn, num_workers=config.dataloader_num_workers)
         self.collate_fn = collate_fn
