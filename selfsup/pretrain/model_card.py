@@ -3,15 +3,17 @@ from __future__ import annotations
 
 import json
 import platform
-from importlib.metadata import version
 from pathlib import Path
 
 
 def package_versions() -> dict[str, str]:
-    """The versions a result depends on (provenance for the card and summary.json)."""
+    """The versions a result depends on (provenance for the card and summary.json). Read
+    from the modules, not the installed metadata: a checkout on PYTHONPATH has none."""
+    import importlib
+
     return {"python": platform.python_version(),
-            **{name: version(name) for name in ("selfsup", "torch", "transformers", "accelerate", "datasets",
-                                                "tokenizers")}}
+            **{name: getattr(importlib.import_module(name), "__version__", "unknown")
+               for name in ("selfsup", "torch", "transformers", "accelerate", "datasets", "tokenizers")}}
 
 
 def write_model_card(folder: str | Path, summary: dict) -> Path:
@@ -21,6 +23,8 @@ def write_model_card(folder: str | Path, summary: dict) -> Path:
     config = json.loads((folder / "config.json").read_text())
     objective = {"nsp": "masked LM + next sentence prediction", "sop": "masked LM + sentence-order prediction",
                  "none": "masked LM"}[summary["data"].get("sentence_objective", "nsp")]
+    sequences = (f"{summary['train_sequences']} training sequences" if summary["train_sequences"] is not None
+                 else f"{summary['train_samples']} sequences streamed")
     card = f"""---
 library_name: transformers
 tags: [selfsup, bert, fill-mask, masked-lm]
@@ -28,7 +32,7 @@ tags: [selfsup, bert, fill-mask, masked-lm]
 # selfsup-bert pretrained with {objective}
 
 Trained with `scripts/pretrain.py` of [selfsup](https://example.invalid/selfsup) on
-`{summary['data']['corpus']}` ({summary['train_sequences']} training sequences, {summary['steps']} optimizer
+`{summary['data']['corpus']}` ({sequences}, {summary['steps']} optimizer
 steps, {summary['num_processes']} process(es), {summary['wall_seconds']:.0f} s).
 
 ```python
