@@ -13,6 +13,9 @@ Local layouts, as google-research/bert expects and as most corpora come:
 * ``dialogue_jsonl``: one JSON object per line with a ``dialogue`` field (DialogSum), a
   document per dialogue and a sentence per turn.
 
+Every layout is read line by line (:func:`read_lines`, :func:`parse_documents`), so a
+streamed run (``--streaming``) reads files of any size lazily, with the same reader.
+
 A path may be a file or a folder (every ``*.txt``/``*.tokens`` file in it, sorted); one
 named as an evaluation split is refused unless asked for (:func:`corpus_files`). A name
 that is not a local path may be a Hub dataset (``name`` or ``name:config``) for online
@@ -27,6 +30,7 @@ import re
 import sys
 import sysconfig
 from pathlib import Path
+from typing import Iterable, Iterator
 
 from ..errors import InputError
 
@@ -42,56 +46,36 @@ def split_sentences(text: str) -> list[str]:
     return [s.strip() for s in _SENTENCE_END.split(text.strip()) if s.strip()]
 
 
-def _read_text(path: Path) -> str:
+def read_lines(path: str | Path) -> Iterator[str]:
+    """The lines of a UTF-8 text file, read lazily (as ``str.splitlines`` splits them), so a
+    file larger than memory can be streamed; a binary file or bad UTF-8 is refused naming
+    the file (and the line)."""
+    path = Path(path)
     if not path.exists():
         raise InputError("corpus file not found", path=path)
-    data = path.read_bytes()
-    if b"\x00" in data[:8192]:
-        raise InputError("looks like a binary file, not text (NUL bytes)", path=path)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError as e:
-        line = data[: e.start].count(b"\n") + 1
-        raise InputError(f"not valid UTF-8 text ({e.reason})", path=path, line=line) from e
+    with open(path, "rb") as f:
+        if b"\x00" in f.read(8192):
+            raise InputError("looks like a binary file, not text (NUL bytes)", path=path)
+        f.seek(0)
+        for number, raw in enumerate(f, 1):
+            try:
+                yield from raw.decode("utf-8").splitlines()
+            except UnicodeDecodeError as e:
+                raise InputError(f"not valid UTF-8 text ({e.reason})", path=path, line=number) from e
 
 
-def read_documents(path: str | Path, layout: str = "sentences") -> list[list[str]]:
-    """Documents of one local file, each a list of sentences (empty documents dropped)."""
-    path = Path(path)
-    text = _read_text(path)
-    if layout == "sentences":
-        docs = [[line.strip() for line in block.splitlines() if line.strip()]
-                for block in re.split(r"\n\s*\n", text)]
-    elif layout == "paragraphs":
-        docs = [[s for line in block.splitlines() for s in split_sentences(line)]
-                for block in re.split(r"\n\s*\n", text)]
-    elif layout == "documents":
-        docs = [split_sentences(line) for line in text.splitlines()]
-    elif layout == "wikitext":
-        docs = []
-        for line in text.splitlines():
-            line = line.strip()
-            if _WIKI_TITLE.match(line):
-                docs.append([])
-            elif line and not line.startswith("="):
-                if not docs:
-                    docs.append([])
-                docs[-1].extend(split_sentences(line))
-    elif layout == "conll":
-        docs, sentence = [], []
-        for line in text.splitlines() + [""]:
-            if line.startswith("-DOCSTART-"):
-                docs.append([])
-            elif line.strip():
-                sentence.append(line.split()[0])
-            elif sentence:
-                if not docs:
-                    docs.append([])
-                docs[-1].append(" ".join(sentence))
-                sentence = []
-    elif layout == "dialogue_jsonl":
-        docs = []
-        for number, line in enumerate(text.splitlines(), 1):
+def parse_documents(lines: Iterable[str], layout: str = "sentences", path: str | Path | None = None
+                    ) -> Iterator[list[str]]:
+    """Documents, each a list of sentences (empty ones dropped), of the ``lines`` of a file in
+    ``layout``, as they are read: streamed and in-memory corpora share this one reader.
+    ``path`` names the file in errors."""
+    if layout not in LAYOUTS:
+        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}", field="layout")
+    if layout == "documents":
+        yield from filter(None, (split_sentences(line) for line in lines))
+        return
+    if layout == "dialogue_jsonl":
+        for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
             try:
@@ -99,10 +83,42 @@ def read_documents(path: str | Path, layout: str = "sentences") -> list[list[str
             except (json.JSONDecodeError, KeyError, TypeError) as e:
                 raise InputError(f"expected a JSON object with a 'dialogue' field ({e})", path=path,
                                  line=number) from e
-            docs.append([turn.strip() for turn in dialogue.splitlines() if turn.strip()])
-    else:
-        raise InputError(f"layout must be one of {LAYOUTS}, got {layout!r}", field="layout")
-    docs = [d for d in docs if d]
+            turns = [turn.strip() for turn in dialogue.splitlines() if turn.strip()]
+            if turns:
+                yield turns
+        return
+    doc, sentence = [], []  # the document being read; conll: the sentence being read
+    for line in lines:
+        if layout in ("sentences", "paragraphs"):
+            if line.strip():
+                doc.extend([line.strip()] if layout == "sentences" else split_sentences(line))
+                continue
+        elif layout == "wikitext":
+            line = line.strip()
+            if not _WIKI_TITLE.match(line):
+                if line and not line.startswith("="):
+                    doc.extend(split_sentences(line))
+                continue
+        else:  # conll
+            if not line.startswith("-DOCSTART-"):
+                if line.strip():
+                    sentence.append(line.split()[0])
+                elif sentence:
+                    doc.append(" ".join(sentence))
+                    sentence = []
+                continue
+        if doc:  # the line ends a document: a blank line, a wikitext title, a -DOCSTART-
+            yield doc
+        doc = []
+    if sentence:
+        doc.append(" ".join(sentence))
+    if doc:
+        yield doc
+
+
+def read_documents(path: str | Path, layout: str = "sentences") -> list[list[str]]:
+    """Documents of one local file, each a list of sentences (empty documents dropped)."""
+    docs = list(parse_documents(read_lines(path), layout, path))
     if not docs:
         raise InputError("corpus is empty (no non-blank lines)", path=path)
     return docs

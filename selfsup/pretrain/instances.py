@@ -9,7 +9,9 @@ a random end. What segment B is depends on ``sentence_objective``:
   ``nsp_probability``, sentences from another document ("random"; the unused sentences
   go back to be reused). One deliberate difference: the random document is drawn
   uniformly among the *other* documents (google's retries 10 times and may keep the same
-  one), so a "random" pair is never secretly consecutive.
+  one), so a "random" pair is never secretly consecutive. The other documents are the
+  whole corpus here (:func:`other_in_corpus`), and a bounded buffer of the stream's
+  recent documents when streaming (:mod:`selfsup.pretrain.streaming`).
 * ``sop`` (ALBERT's sentence-order prediction, Lan et al., 2020): the rest of the chunk,
   and with probability ``nsp_probability`` the two segments swapped. B never comes from
   another document: unlike google-research/albert, which falls back to a random document
@@ -24,6 +26,7 @@ from __future__ import annotations
 
 import random
 from dataclasses import dataclass
+from typing import Callable
 
 from datasets import Dataset
 
@@ -35,6 +38,10 @@ IS_NEXT, IS_RANDOM = 0, 1  # BERT's and transformers' convention
 # the NSP head reads: label 0 means "B is the natural continuation of A" in both tasks.
 IN_ORDER, SWAPPED = 0, 1
 SENTENCE_OBJECTIVES = ("nsp", "sop", "none")
+
+
+# Draws NSP's random document with the document's RNG: its index and its ``tokens`` and ``words``.
+OtherDocument = Callable[[random.Random], tuple[int, dict]]
 
 
 @dataclass
@@ -64,22 +71,25 @@ class InstanceConfig:
         return self.sentence_objective != "none"
 
 
+def tokenize_sentences(sentences: list[str], tokenizer) -> tuple[list[list[int]], list[list[int]]]:
+    """One document's sentences → token ids and word ids (word index of each token within its
+    sentence) per sentence, empty sentences dropped."""
+    enc = tokenizer(sentences, add_special_tokens=False, verbose=False)
+    tokens, words = [], []
+    for i in range(len(sentences)):
+        if enc["input_ids"][i]:
+            tokens.append(enc["input_ids"][i])
+            words.append(enc.word_ids(i))
+    return tokens, words
+
+
 def tokenize_documents(documents: Dataset, tokenizer, num_proc: int | None = None) -> Dataset:
     """``sentences`` (list[str]) → ``tokens`` (list[list[int]]) and ``words`` (word index of
     each token within its sentence), empty sentences dropped."""
 
     def tokenize(batch):
-        tokens, words = [], []
-        for sentences in batch["sentences"]:
-            enc = tokenizer(sentences, add_special_tokens=False, verbose=False)
-            doc_tokens, doc_words = [], []
-            for i in range(len(sentences)):
-                if enc["input_ids"][i]:
-                    doc_tokens.append(enc["input_ids"][i])
-                    doc_words.append(enc.word_ids(i))
-            tokens.append(doc_tokens)
-            words.append(doc_words)
-        return {"tokens": tokens, "words": words}
+        pairs = [tokenize_sentences(sentences, tokenizer) for sentences in batch["sentences"]]
+        return {"tokens": [tokens for tokens, _ in pairs], "words": [words for _, words in pairs]}
 
     return documents.map(tokenize, batched=True, num_proc=num_proc, remove_columns=documents.column_names,
                          desc="tokenizing")
@@ -101,9 +111,9 @@ def _flatten(sentences: list[list[int]], words: list[list[int]], start_word: int
     return out, offset
 
 
-def document_instances(index: int, tokens: list[list[int]], words: list[list[int]], documents: Dataset,
+def document_instances(index: int, tokens: list[list[int]], words: list[list[int]], other_document: OtherDocument,
                        config: InstanceConfig, cls_id: int, sep_id: int) -> list[dict]:
-    """All instances of document ``index``; ``documents`` gives random access for NSP's random B."""
+    """All instances of document ``index``; ``other_document`` draws NSP's random B."""
     rng = random.Random(config.seed * 1_000_003 + index)
     objective, paired = config.sentence_objective, config.paired
     max_tokens = config.max_seq_length - (3 if paired else 2)
@@ -126,11 +136,7 @@ def document_instances(index: int, tokens: list[list[int]], words: list[list[int
             first = (index, chunk[0], chunk[0] + a_end)
             second, label = None, None
             if objective == "nsp" and (len(chunk) == 1 or rng.random() < config.nsp_probability):
-                if len(documents) < 2:
-                    raise InputError("next sentence prediction needs at least 2 documents")
-                other = rng.randrange(len(documents) - 1)
-                other += other >= index
-                other_doc = documents[other]
+                other, other_doc = other_document(rng)
                 start = end = rng.randrange(len(other_doc["tokens"]))
                 budget = target - sum(len(tokens[j]) for j in chunk[:a_end])
                 taken = 0
@@ -168,6 +174,19 @@ def document_instances(index: int, tokens: list[list[int]], words: list[list[int
     return instances
 
 
+def other_in_corpus(documents: Dataset, index: int) -> OtherDocument:
+    """NSP's random document for document ``index``: uniform among all the other documents."""
+
+    def draw(rng: random.Random) -> tuple[int, dict]:
+        if len(documents) < 2:
+            raise InputError("next sentence prediction needs at least 2 documents")
+        other = rng.randrange(len(documents) - 1)
+        other += other >= index
+        return other, documents[other]
+
+    return draw
+
+
 def build_instances(tokenized: Dataset, tokenizer, config: InstanceConfig, num_proc: int | None = None,
                     source_name: str = "corpus") -> Dataset:
     """One row per training sequence: ``input_ids``, ``token_type_ids``, ``word_ids`` (-1 for
@@ -184,7 +203,7 @@ def build_instances(tokenized: Dataset, tokenizer, config: InstanceConfig, num_p
 
     def make(batch, indices):
         rows = [inst for idx, toks, wds in zip(indices, batch["tokens"], batch["words"])
-                for inst in document_instances(idx, toks, wds, tokenized, config,
+                for inst in document_instances(idx, toks, wds, other_in_corpus(tokenized, idx), config,
                                                tokenizer.cls_token_id, tokenizer.sep_token_id)]
         keys = ["input_ids", "token_type_ids", "word_ids", "source"] + (
             ["next_sentence_label"] if config.paired else [])
