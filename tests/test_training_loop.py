@@ -16,14 +16,14 @@ from transformers import AutoModelForMaskedLM
 import selfsup  # noqa: F401  (registers the Auto classes)
 from selfsup.modeling import SelfsupBertForMaskedLM
 
-from selfsup.training import NonFiniteLossError
+from selfsup.training import NonFiniteLossError, Trainer
 from selfsup.training.checkpoint import latest_checkpoint, list_checkpoints
 from selfsup.training.config import TrainingConfig
 from selfsup.training.loop import cpu_threads, make_accelerator
 from selfsup.training.optim import lr_lambda, parameter_groups
 
 sys.path.insert(0, str(Path(__file__).parent))
-from tiny_training import make_trainer, tiny_model  # noqa: E402
+from tiny_training import collate, make_trainer, tiny_dataset, tiny_model  # noqa: E402
 
 HERE = Path(__file__).parent
 
@@ -234,3 +234,66 @@ def test_cpu_training_uses_this_process_share_of_its_cores_unless_told(monkeypat
         assert torch.get_num_threads() == 1
     finally:
         torch.set_num_threads(before)
+
+
+class _Stream(torch.utils.data.IterableDataset):
+    """The tiny rows as a stream: no length, read in order, one pass per iteration."""
+
+    def __init__(self, rows: int):
+        self.rows = tiny_dataset(rows)
+
+    def __iter__(self):
+        return iter(self.rows)
+
+
+class _EpochRecorder:
+    """Collates as ``collate`` does, recording the epoch it was told for each batch."""
+
+    def __init__(self):
+        self.epoch, self.epochs = 0, []
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __call__(self, rows: list[dict]) -> dict:
+        self.epochs.append(self.epoch)
+        return collate(rows)
+
+
+def _stream_trainer(out, steps: int, collator=collate, **overrides):
+    config = TrainingConfig(output_dir=str(out), per_device_train_batch_size=4, gradient_accumulation_steps=2,
+                            max_steps=steps, learning_rate=1e-2, warmup_steps=2, logging_steps=1, report_to="none",
+                            seed=7, **overrides)
+    return Trainer(tiny_model(), config, _Stream(10), collator)
+
+
+def test_a_stream_is_read_pass_after_pass_with_windows_running_on_into_the_next_pass(tmp_path):
+    # 10 rows at batch 4 are passes of 3 batches (4, 4, 2); 5 steps of 2 batches read 10
+    # batches: three whole passes and the first batch of a fourth, each told its epoch.
+    recorder = _EpochRecorder()
+    trainer = _stream_trainer(tmp_path, steps=5, collator=recorder)
+    summary = trainer.train()
+    assert recorder.epochs == [0, 0, 0, 1, 1, 1, 2, 2, 2, 3]
+    assert (trainer.state.epoch, trainer.state.batches_in_epoch) == (3, 1)
+    assert summary["steps"] == 5 and summary["train_samples"] == 3 * 10 + 4 and summary["epoch"] == 3.0
+    adam_steps = {int(state["step"]) for state in trainer.optimizer.optimizer.state.values()}
+    assert adam_steps == {5}  # one update per window, also for the windows that span two passes
+
+
+def test_a_stream_needs_max_steps_and_evaluation_by_steps(tmp_path):
+    with pytest.raises(ValueError, match="max_steps"):
+        _stream_trainer(tmp_path, steps=-1)
+    with pytest.raises(ValueError, match="eval_strategy"):
+        _stream_trainer(tmp_path, steps=4, eval_strategy="epoch")
+
+
+def test_a_resumed_stream_equals_the_uninterrupted_run(tmp_path):
+    straight = _stream_trainer(tmp_path / "a", steps=10)
+    straight.train()
+    first = _stream_trainer(tmp_path / "b", steps=10, save_steps=4)
+    first.total_steps = 6  # "interrupted" after 6 steps; checkpoint at 4: 8 batches read, 2 into the third pass
+    first.train()
+    resumed = _stream_trainer(tmp_path / "b", steps=10, save_steps=4, resume_from_checkpoint=True)
+    resumed.train()
+    assert resumed.state.step == 10
+    assert_same_weights(weights(straight), weights(resumed), atol=1e-7)

@@ -13,6 +13,12 @@ What it guarantees (each is a test in tests/test_training_loop.py):
 * **Epochs as in transformers**: an epoch is one pass over the data by all processes
   together; steps, the schedule, per-epoch evaluation and the logged ``epoch`` are
   computed from the loader *after* Accelerate has sharded it.
+* **Streams in lockstep**: a torch or 🤗 ``IterableDataset``, already split across
+  processes (``split_dataset_by_node``), is read as it comes and never sharded again;
+  ``max_steps`` is required, an epoch is one pass over this process's shard, and a window
+  runs on into the next pass, so every process takes the same optimizer steps of the same
+  number of batches (the same collectives) however long its shard. A resumed run re-reads
+  the current pass up to where it was.
 * **Schedules in optimizer steps**, identical whatever the number of processes (the
   scheduler is stepped once per optimizer step, not once per process).
 * **Resume ≡ uninterrupted, bit for bit**: model, optimizer, scheduler, best-model
@@ -43,14 +49,14 @@ import time
 from dataclasses import asdict, dataclass
 from itertools import islice
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterator
 
 import torch
 from accelerate import Accelerator
 from accelerate.utils import (DataLoaderConfiguration, DistributedType, GradientAccumulationPlugin,
-                               InitProcessGroupKwargs, set_seed)
+                               InitProcessGroupKwargs, send_to_device, set_seed)
 from safetensors.torch import load_file
-from torch.utils.data import DataLoader
+from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
 
 from ..errors import InputError
@@ -139,7 +145,8 @@ def step_seed(seed: int, step: int) -> int:
 
 
 class Trainer:
-    """Trains ``model`` on ``train_dataset`` (a map-style dataset) with ``collate_fn``.
+    """Trains ``model`` on ``train_dataset`` (a map-style dataset, or a stream: an
+    ``IterableDataset`` holding this process's shard) with ``collate_fn``.
 
     ``evaluate_fn(model, accelerator, state) -> dict`` is called on the prepared (wrapped)
     model every ``eval_steps`` (or every epoch) and at the end, on every process (it must
@@ -163,13 +170,24 @@ class Trainer:
             # transformers 5.24 renamed it (the old name warns); earlier 5.x have only the old one
             enable = getattr(model, "activation_checkpointing_enable", None) or model.gradient_checkpointing_enable
             enable()
-        loader = DataLoader(train_dataset, batch_size=config.per_device_train_batch_size, shuffle=True,
+        # A stream (a torch or 🤗 IterableDataset) comes already split across processes
+        # (split_dataset_by_node) and without a length: its loader is not prepared, since
+        # Accelerate would shard it a second time; its batches are moved to the device as read.
+        self.streaming = isinstance(train_dataset, IterableDataset)
+        if self.streaming and config.max_steps <= 0:
+            raise InputError("a stream has no length to count epochs in: give the number of optimizer steps",
+                             field="max_steps")
+        if self.streaming and config.eval_strategy == "epoch":
+            raise InputError("each process ends its passes over a stream at its own step: evaluate every "
+                             "eval_steps instead", field="eval_strategy")
+        loader = DataLoader(train_dataset, batch_size=config.per_device_train_batch_size, shuffle=not self.streaming,
                             collate_fn=collate_fn, num_workers=config.dataloader_num_workers)
         self.collate_fn = collate_fn
-        self.loader = self.accelerator.prepare(loader)
+        self.loader = loader if self.streaming else self.accelerator.prepare(loader)
         # Counted from the prepared loader: it holds this process's share of every epoch, so
         # N processes take 1/N of the steps of one (transformers' Trainer does the same).
-        self.steps_per_epoch = max(1, math.ceil(len(self.loader) / config.gradient_accumulation_steps))
+        self.steps_per_epoch = None if self.streaming else max(
+            1, math.ceil(len(self.loader) / config.gradient_accumulation_steps))
         self.total_steps = config.max_steps if config.max_steps > 0 else max(
             1, math.ceil(config.num_train_epochs * self.steps_per_epoch))
         # FSDP2 and DeepSpeed need the model and its optimizer in one prepare() call (each
@@ -265,11 +283,14 @@ class Trainer:
         self._start = start = time.time()
         samples_at_start, tokens_at_start = self.samples_seen, self.tokens_seen
         while self.state.step < self.total_steps:
-            self.loader.set_epoch(self.state.epoch)
-            if hasattr(self.collate_fn, "set_epoch"):
-                self.collate_fn.set_epoch(self.state.epoch)
-            batches = iter(acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
-                           if self.state.batches_in_epoch else self.loader)
+            if self.streaming:
+                batches = self._stream()  # endless: the loop below ends at total_steps
+            else:
+                self.loader.set_epoch(self.state.epoch)
+                if hasattr(self.collate_fn, "set_epoch"):
+                    self.collate_fn.set_epoch(self.state.epoch)
+                batches = iter(acc.skip_first_batches(self.loader, self.state.batches_in_epoch)
+                               if self.state.batches_in_epoch else self.loader)
             while self.state.step < self.total_steps and (
                     window := list(islice(batches, config.gradient_accumulation_steps))):
                 self._optimizer_step(window)
@@ -281,7 +302,8 @@ class Trainer:
                 if config.save_steps and step % config.save_steps == 0:
                     save_checkpoint(acc, config.output_dir, step, config.save_total_limit,
                                     write_also=lambda folder: self.save_model(folder / "model"))
-            if self.state.step < self.total_steps or self.state.batches_in_epoch >= len(self.loader):
+            if not self.streaming and (self.state.step < self.total_steps
+                                       or self.state.batches_in_epoch >= len(self.loader)):
                 # the epoch ran out of data
                 self.state.epoch += 1
                 self.state.batches_in_epoch = 0
@@ -308,7 +330,29 @@ class Trainer:
         return summary
 
     def _epoch_progress(self) -> float:
+        if self.streaming:  # a pass's length is known only once it has ended
+            return float(self.state.epoch)
         return self.state.epoch + self.state.batches_in_epoch / max(1, len(self.loader))
+
+    def _stream(self) -> Iterator[dict]:
+        """This process's batches of a stream on the device, pass after pass (an epoch is one
+        pass over this process's shard), from where the state stands: a resumed run re-reads
+        the current pass and skips the batches already consumed (a stream cannot seek).
+        Endless, so a window runs on into the next pass: every process takes windows of
+        ``gradient_accumulation_steps`` batches, and so the same collectives at every step,
+        however long its shard."""
+        while True:
+            for target in (self.loader.dataset, self.collate_fn):
+                if hasattr(target, "set_epoch"):
+                    target.set_epoch(self.state.epoch)
+            for batch in islice(self.loader, self.state.batches_in_epoch, None):
+                self.state.batches_in_epoch += 1
+                yield send_to_device(batch, self.accelerator.device)
+            if self.state.batches_in_epoch == 0:  # would loop for ever
+                raise InputError("a pass over the training stream gave no batch: this process's share of it is "
+                                 "empty")
+            self.state.epoch += 1
+            self.state.batches_in_epoch = 0
 
     def _optimizer_step(self, window: list[dict]) -> None:
         config, acc = self.config, self.accelerator
@@ -343,7 +387,8 @@ class Trainer:
             if "attention_mask" in b:
                 self.tokens_seen = self.tokens_seen + b["attention_mask"].sum()
         self.state.step += 1
-        self.state.batches_in_epoch += len(window)
+        if not self.streaming:  # a stream counts its batches as they are read (_stream)
+            self.state.batches_in_epoch += len(window)
         if self.state.step % max(1, config.logging_steps) == 0 or self.state.step == self.total_steps:
             window_loss = acc.reduce(window_loss, reduction="sum")
             metrics = {"loss": window_loss.item(), "learning_rate": lr, "epoch": self._epoch_progress()}
