@@ -3,6 +3,8 @@
     accelerate launch scripts/pretrain.py                     # embedded default, offline, minutes on a CPU
     accelerate launch scripts/pretrain.py --config configs/pretrain/wikitext2-mini.yaml
     ACCELERATE_USE_CPU=1 accelerate launch --multi_gpu --num_processes 2 scripts/pretrain.py   # 2 CPU processes
+    accelerate launch scripts/pretrain.py --streaming --corpus big/ --tokenizer_name bert-base-uncased \
+        --max_steps 100000 --eval_documents 1000                 # read while training, memory bounded
 
 Every flag of DataConfig, ModelConfig and TrainingConfig can be set in the YAML file and
 overridden on the command line. The result is a Hub-style folder (model, tokenizer, model
@@ -15,7 +17,7 @@ import time
 from dataclasses import asdict
 from pathlib import Path
 
-from accelerate.utils import set_seed
+from accelerate.utils import gather_object, set_seed
 
 import selfsup  # noqa: F401  (registers selfsup-bert)
 from selfsup.cli import parse_config
@@ -26,6 +28,7 @@ from selfsup.pretrain.masking import MaskingCollator
 from selfsup.pretrain.model_card import package_versions, write_model_card
 from selfsup.pretrain.objective import count_targets, make_evaluate_fn, pretraining_loss
 from selfsup.pretrain.starting_model import starting_model, starting_tokenizer
+from selfsup.pretrain.streaming import build_streamed_data, check_streaming
 from selfsup.pretrain.tokenizer import load_tokenizer, train_wordpiece
 from selfsup.training import Trainer, TrainingConfig
 from selfsup.training.loop import make_accelerator
@@ -37,6 +40,8 @@ DEFAULTS = {"output_dir": "outputs/pretrain", "learning_rate": 1e-3, "num_train_
 def main(args: list[str] | None = None) -> dict:
     data_cfg, model_cfg, train_cfg = parse_config((DataConfig, ModelConfig, TrainingConfig), args, __doc__,
                                                   defaults=DEFAULTS)
+    if data_cfg.streaming:
+        check_streaming(data_cfg, model_cfg, train_cfg)
     accelerator = make_accelerator(train_cfg)
     start = time.time()
     out_dir = Path(train_cfg.output_dir)
@@ -55,14 +60,24 @@ def main(args: list[str] | None = None) -> dict:
 
     instance_cfg = InstanceConfig(data_cfg.max_seq_length, data_cfg.short_seq_prob, data_cfg.nsp_probability,
                                   seed=train_cfg.seed, sentence_objective=data_cfg.sentence_objective)
-    with accelerator.main_process_first():  # the main process builds the cache, the others read it
-        data = build_pretraining_data(data_cfg.corpus, tokenizer, instance_cfg, data_cfg.corpus_layout,
-                                      data_cfg.eval_documents, data_cfg.preprocessing_num_workers,
-                                      allow_eval_splits=data_cfg.allow_eval_splits, data_dir=data_cfg.data_dir)
-    for count in data.sources:
-        accelerator.print(count)
-    accelerator.print(f"{data.num_documents} documents -> {len(data.train)} training and "
-                      f"{len(data.eval)} held-out sequences ({time.time() - start:.0f}s)")
+    if data_cfg.streaming:  # every process reads the stream; each keeps its own share of it
+        data = build_streamed_data(data_cfg.corpus, tokenizer, instance_cfg, data_cfg.corpus_layout,
+                                   int(data_cfg.eval_documents), data_cfg.streaming_buffer_documents,
+                                   rank=accelerator.process_index, world_size=accelerator.num_processes,
+                                   allow_eval_splits=data_cfg.allow_eval_splits, data_dir=data_cfg.data_dir)
+        accelerator.print(f"streaming: the first {data.held_out} documents held out ({len(data.eval)} sequences), "
+                          f"the rest split across {accelerator.num_processes} process(es), sequences built as read")
+        train_rows = data.train
+    else:
+        with accelerator.main_process_first():  # the main process builds the cache, the others read it
+            data = build_pretraining_data(data_cfg.corpus, tokenizer, instance_cfg, data_cfg.corpus_layout,
+                                          data_cfg.eval_documents, data_cfg.preprocessing_num_workers,
+                                          allow_eval_splits=data_cfg.allow_eval_splits, data_dir=data_cfg.data_dir)
+        for count in data.sources:
+            accelerator.print(count)
+        accelerator.print(f"{data.num_documents} documents -> {len(data.train)} training and "
+                          f"{len(data.eval)} held-out sequences ({time.time() - start:.0f}s)")
+        train_rows = data.train.remove_columns(["source"]).add_column("index", range(len(data.train)))
 
     set_seed(train_cfg.seed)  # the initial weights too are a function of the seed
     # New, a selfsup-bert folder, or a transformers BERT converted (missing heads initialised and named).
@@ -74,7 +89,6 @@ def main(args: list[str] | None = None) -> dict:
     train_collator = MaskingCollator.for_tokenizer(tokenizer, seed=train_cfg.seed, **masking)
     evaluate_fn = make_evaluate_fn(data.eval, train_collator, train_cfg.per_device_eval_batch_size,
                                    train_cfg.seed, data_cfg.sentence_objective) if len(data.eval) else None
-    train_rows = data.train.remove_columns(["source"]).add_column("index", range(len(data.train)))
     trainer = Trainer(model, train_cfg, train_rows, train_collator,
                       loss_fn=pretraining_loss, count_fn=count_targets, evaluate_fn=evaluate_fn,
                       accelerator=accelerator, hparams={**asdict(data_cfg), **asdict(model_cfg)})
@@ -82,8 +96,11 @@ def main(args: list[str] | None = None) -> dict:
     summary["starting_model"] = model_info
     final_dir = trainer.save_model(out_dir / "model", tokenizer)
     summary.update(wall_seconds=time.time() - start, model_dir=str(final_dir), num_processes=accelerator.num_processes,
-                   train_sequences=len(data.train), eval_sequences=len(data.eval), data=asdict(data_cfg),
-                   model=asdict(model_cfg), training=asdict(train_cfg), versions=package_versions())
+                   train_sequences=None if data_cfg.streaming else len(data.train), eval_sequences=len(data.eval),
+                   data=asdict(data_cfg), model=asdict(model_cfg), training=asdict(train_cfg),
+                   versions=package_versions())
+    if data_cfg.streaming:  # each process's last complete pass over its share (None: it finished none)
+        summary["stream_shards"] = gather_object([data.train.last_pass])
     if accelerator.is_main_process:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_model_card(final_dir, summary)

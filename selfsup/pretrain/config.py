@@ -33,8 +33,17 @@ class DataConfig:
     mlm_probability: float = 0.15
     max_predictions_per_seq: int | None = None
     whole_word_mask: bool = False
-    eval_documents: float = field(default=0.05, metadata={"help": "held-out documents: a fraction, or a count if >= 1"})
+    eval_documents: float = field(default=0.05, metadata={
+        "help": "held-out documents: a fraction, or a count if >= 1 (--streaming: a count, the stream's first)"})
     preprocessing_num_workers: int | None = None
+    streaming: bool = field(default=False, metadata={
+        "help": "read the corpus while training (a 🤗 IterableDataset: files line by line, Hub datasets streamed) "
+                "instead of building every sequence first, so memory does not grow with the corpus; needs "
+                "--max_steps, --tokenizer_name (or --model_name_or_path) and --eval_documents as a count"})
+    # google-research/bert draws NSP's random B from the whole corpus, which a stream cannot
+    # hold: it draws from this many recent documents, kept tokenized (the stream's memory bound).
+    streaming_buffer_documents: int = field(default=1000, metadata={
+        "help": "--streaming with nsp: NSP's random B comes from the other documents among this many recent ones"})
 
 
 @dataclass

@@ -19,8 +19,8 @@ streamed run (``--streaming``) reads files of any size lazily, with the same rea
 A path may be a file or a folder (every ``*.txt``/``*.tokens`` file in it, sorted); one
 named as an evaluation split is refused unless asked for (:func:`corpus_files`). A name
 that is not a local path may be a Hub dataset (``name`` or ``name:config``) for online
-users, one document per row of its ``text`` column. ``selfsup.pretrain.sources`` reads a
-list of such sources.
+users, one document per row of its ``text`` column, loaded whole or streamed
+(:func:`hub_stream`). ``selfsup.pretrain.sources`` reads a list of such sources.
 """
 from __future__ import annotations
 
@@ -175,18 +175,40 @@ def files_fingerprint(files: list[Path]) -> list:
     return [(str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files]
 
 
-def hub_documents(name: str) -> list[list[str]]:  # pragma: no cover - needs the Hub
+def _load_hub(name: str, streaming: bool):
     from datasets import load_dataset
 
     dataset_name, _, config = name.partition(":")
     try:
-        ds = load_dataset(dataset_name, config or None, split="train")
+        return load_dataset(dataset_name, config or None, split="train", streaming=streaming)
     except Exception as e:
         raise InputError(f"not a local file or folder nor a registered fine-tuning task, and loading it from the "
                          f"Hub failed: {e}", path=name) from e
-    if "text" not in ds.column_names:
-        raise InputError(f"Hub dataset has no 'text' column (columns: {ds.column_names})", path=name, field="text")
+
+
+def _check_text_column(columns: list[str], name: str) -> None:
+    if "text" not in columns:
+        raise InputError(f"dataset has no 'text' column (its columns: {', '.join(columns) or 'none'})", path=name,
+                         field="text")
+
+
+def hub_documents(name: str) -> list[list[str]]:  # pragma: no cover - needs the Hub
+    ds = _load_hub(name, streaming=False)
+    _check_text_column(ds.column_names, name)
     return [s for s in (split_sentences(t) for t in ds["text"]) if s]
+
+
+def hub_stream(name: str):
+    """The train split of a Hub dataset (``name`` or ``name:config``, or anything else
+    ``load_dataset`` reads, such as a local folder of JSON lines) as a 🤗 IterableDataset,
+    checked to have a ``text`` column. A stream may not declare its columns: then its first
+    row says what they are."""
+    ds = _load_hub(name, streaming=True)
+    columns = ds.column_names
+    if columns is None:
+        columns = list(next(iter(ds), {}))
+    _check_text_column(columns, name)
+    return ds
 
 
 def stdlib_docstrings(min_sentences: int = 2) -> list[list[str]]:

@@ -18,13 +18,14 @@ import sys
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Iterator
 
 from datasets import Dataset
 
 from ..errors import InputError
 from ..finetune.tasks import get_task
-from .corpus import (LAYOUTS, corpus_files, files_fingerprint, hub_documents, is_local, read_documents,
-                     stdlib_docstrings)
+from .corpus import (LAYOUTS, corpus_files, files_fingerprint, hub_documents, hub_stream, is_local, parse_documents,
+                     read_documents, read_lines, split_sentences, stdlib_docstrings)
 
 # Sentences per pseudo-document of one-sentence examples (SST-2 phrases, CoLA sentences).
 # NSP and SOP need documents of several sentences; consecutive examples grouped in file
@@ -50,6 +51,19 @@ class Source:
         if self.kind == "task":
             return task_documents(self.name, data_dir)
         return hub_documents(self.name)
+
+    def stream(self, data_dir: str | Path | None = None) -> Iterator[list[str]]:
+        """The documents one by one, read as they are needed from files and the Hub (the
+        embedded and task sources are small: read whole)."""
+        if self.kind == "files":
+            for f in corpus_files(self.name, self.allow_eval_splits):
+                yield from parse_documents(read_lines(f), self.layout, f)
+        elif self.kind == "hub":
+            for row in hub_stream(self.name):
+                if sentences := split_sentences(row["text"] or ""):
+                    yield sentences
+        else:
+            yield from self.documents(data_dir)
 
     def fingerprint(self, data_dir: str | Path | None = None) -> list:
         """What the cached documents depend on: the files' sizes and modification times, the
