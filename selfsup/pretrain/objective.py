@@ -63,15 +63,21 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
         if rows is None:
             rows = fixed_masks(eval_dataset, collator, seed)
         mine = rows[accelerator.process_index::accelerator.num_processes]
-        model = accelerator.unwrap_model(model)  # no DDP collectives: slices may differ in length
         device = accelerator.device
         sums = {k: torch.zeros((), device=device, dtype=torch.float64)
                 for k in ("mlm_loss", "mlm_correct", "mlm_total", "pair_correct", "pair_ones", "pair_total",
                           "sequences")}
-        for start in range(0, len(mine), batch_size):
-            batch = {k: v.to(device) for k, v in collator.pad(mine[start:start + batch_size]).items()}
+        # The wrapped model runs collectives in its forward (DDP syncs buffers, FSDP gathers
+        # parameters), so every process runs as many batches as the one with the longest
+        # slice; a process whose slice is over runs its first rows again and counts nothing.
+        batches = math.ceil(math.ceil(len(rows) / accelerator.num_processes) / batch_size)
+        for b in range(batches):
+            counted = mine[b * batch_size:(b + 1) * batch_size]
+            batch = {k: v.to(device) for k, v in collator.pad(counted or rows[:batch_size]).items()}
             pair_labels = batch.pop("next_sentence_label", None)
             out = model(**batch)
+            if not counted:
+                continue
             targets = batch["labels"][batch["labels"] != -100]
             logits = out.masked_logits.float()
             sums["mlm_loss"] += F.cross_entropy(logits, targets, reduction="sum").double()
