@@ -162,6 +162,17 @@ def config_to_hf(config: SelfsupBertConfig):
                       **({"id2label": config.id2label, "label2id": config.label2id} if "id2label" in d else {}))
 
 
+def read_config_json(folder: Path) -> dict:
+    """A model folder's config.json; a missing file or invalid JSON is an error naming it."""
+    path = Path(folder) / "config.json"
+    if not path.exists():
+        raise InputError("no config.json: not a Hugging Face model folder", path=path)
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError as e:
+        raise InputError(f"invalid JSON: {e}", path=path, line=e.lineno) from e
+
+
 def convert(src: str | Path, dst: str | Path, to_hf: bool) -> Path:
     """Convert a checkpoint folder; tokenizer files are copied along. Returns ``dst``."""
     from transformers import BertForPreTraining, BertModel
@@ -170,12 +181,7 @@ def convert(src: str | Path, dst: str | Path, to_hf: bool) -> Path:
 
     src, dst = Path(src), Path(dst)
     config_path = src / "config.json"
-    if not config_path.exists():
-        raise InputError("no config.json: not a Hugging Face model folder", path=config_path)
-    try:
-        config_dict = json.loads(config_path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON: {e}", path=config_path, line=e.lineno) from e
+    config_dict = read_config_json(src)
     expected_type = SelfsupBertConfig.model_type if to_hf else "bert"
     if config_dict.get("model_type") != expected_type:
         raise InputError(f"model_type is {config_dict.get('model_type')!r}, expected {expected_type!r}",

@@ -11,7 +11,6 @@ tied to the word embeddings, as in BERT.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
@@ -20,7 +19,7 @@ import torch
 
 from ..errors import InputError
 from ..modeling import SelfsupBertConfig, SelfsupBertForPreTraining
-from ..modeling.convert_bert import _DERIVED, _HEADS, config_from_hf, hf_to_selfsup, read_state_dict
+from ..modeling.convert_bert import _DERIVED, _HEADS, config_from_hf, hf_to_selfsup, read_config_json, read_state_dict
 from .tokenizer import load_tokenizer
 
 SUPPORTED = ("model_type 'selfsup-bert', or 'bert' (transformers' BertModel, BertForMaskedLM or "
@@ -53,12 +52,7 @@ def checkpoint_folder(name_or_path: str | Path) -> Path:
 def read_config(folder: Path) -> dict:
     """config.json of a supported checkpoint, else an error naming what it is and what is supported."""
     path = folder / "config.json"
-    if not path.exists():
-        raise InputError("no config.json: not a Hugging Face model folder", path=path)
-    try:
-        config = json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise InputError(f"invalid JSON: {e}", path=path, line=e.lineno) from e
+    config = read_config_json(folder)
     model_type = config.get("model_type")
     if model_type not in (SelfsupBertConfig.model_type, "bert"):
         what = f" ({', '.join(config['architectures'])})" if config.get("architectures") else ""
