@@ -29,6 +29,23 @@ def _tiny_run(launch: list[str], out: Path, batch: int, accumulation: int, steps
     return json.loads((out / "run.json").read_text())
 
 
+# cpu-multiprocess.yaml is left out: launched by file it starts ranks that each report one
+# process (accelerate 1.15); the multi-process tests use the equivalent flags.
+@pytest.mark.parametrize("config_file, processes", [("cpu.yaml", 1)])
+def test_the_cpu_launch_configs_train_the_same_weights(tmp_path, accelerate_launch, config_file, processes):
+    import sys
+
+    env = {**os.environ, "OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
+              str(ROOT / "configs" / "accelerate" / config_file), "--main_process_port", str(_free_port())]
+    run = _tiny_run(launch, tmp_path / "run", batch=16 // processes, accumulation=1, steps=3, env=env)
+    plain = _tiny_run(accelerate_launch(1), tmp_path / "plain", batch=16, accumulation=1, steps=3, env=env)
+    assert run["num_processes"] == processes and run["learning_rates"] == plain["learning_rates"]
+    a, b = load_file(tmp_path / "run" / "weights.safetensors"), load_file(tmp_path / "plain" / "weights.safetensors")
+    for key in a:
+        assert (a[key] - b[key]).abs().max() < 1e-5, key
+
+
 def test_deepspeed_zero2_on_two_processes_equals_one_plain_process(tmp_path, accelerate_launch):
     try:
         import deepspeed  # noqa: F401
