@@ -91,7 +91,7 @@ def main(args: list[str] | None = None) -> dict:
                                    train_cfg.seed, data_cfg.sentence_objective) if len(data.eval) else None
     trainer = Trainer(model, train_cfg, train_rows, train_collator,
                       loss_fn=pretraining_loss, count_fn=count_targets, evaluate_fn=evaluate_fn,
-                      accelerator=accelerator, hparams={**asdict(data_cfg), **asdict(model_cfg)})
+                      accelerator=accelerator, hparams={**asdict(data_cfg), **asdict(model_cfg)}, tokenizer=tokenizer)
     summary = trainer.train()
     summary["starting_model"] = model_info
     final_dir = trainer.save_model(out_dir / "model", tokenizer)

@@ -71,6 +71,10 @@ def test_the_result_is_a_hub_style_folder_loadable_by_auto_classes(trained):
     assert recorded["versions"]["torch"] == torch.__version__  # provenance, also in the model card
     assert torch.__version__ in (model_dir / "README.md").read_text()
     assert (out / "run" / "checkpoints" / "step-00000600").is_dir()
+    # checkpoints taken during the run are models too, tokenizer included (the embryology curve fine-tunes them)
+    early = out / "run" / "checkpoints" / "step-00000400" / "model"
+    assert isinstance(AutoModelForMaskedLM.from_pretrained(early), SelfsupBertForMaskedLM)
+    assert len(AutoTokenizer.from_pretrained(early)) == len(fill.tokenizer)
 
 
 def test_the_result_converts_to_vanilla_bert(trained, tmp_path):
