@@ -302,9 +302,7 @@ class Trainer:
                 if config.save_steps and step % config.save_steps == 0:
                     save_checkpoint(acc, config.output_dir, step, config.save_total_limit,
                                     write_also=lambda folder: self.save_model(folder / "model"))
-            if not self.streaming and (self.state.step < self.total_steps
-                                       or self.state.batches_in_epoch >= len(self.loader)):
-                # the epoch ran out of data
+            if not self.streaming and self.state.step < self.total_steps:  # the epoch ran out of data
                 self.state.epoch += 1
                 self.state.batches_in_epoch = 0
                 if config.eval_strategy == "epoch" and self.state.step < self.total_steps:
