@@ -126,10 +126,13 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
         DataCollatorWithPadding(tokenizer)
     out_dir = Path(train_cfg.output_dir)
 
+    scored = {}  # step -> (metrics, predictions): the best step's are written, without a second pass
+
     def evaluate_fn(model, acc, state):
         outputs = evaluation.predict(model, acc, eval_features, collator, train_cfg.per_device_eval_batch_size,
                                      OUTPUT_KEYS[task.case])
-        return evaluation.score(task, eval_examples, eval_features, outputs, cfg)[0]
+        scored[state.step] = evaluation.score(task, eval_examples, eval_features, outputs, cfg)
+        return scored[state.step][0]
 
     count_fn, loss_fn = _loss_share("tokens" if task.case == "token" else "examples")
     train_columns = [c for c in train_features.column_names
@@ -143,10 +146,7 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
                       count_fn=count_fn, evaluate_fn=evaluate_fn, accelerator=accelerator,
                       hparams=asdict(cfg), tokenizer=tokenizer)
     summary = trainer.train()
-    best_model = accelerator.prepare(AUTO_CLASS[task.case].from_pretrained(trainer.best_dir))
-    outputs = evaluation.predict(best_model, accelerator, eval_features, collator,
-                                 train_cfg.per_device_eval_batch_size, OUTPUT_KEYS[task.case])
-    best_values, predictions = evaluation.score(task, eval_examples, eval_features, outputs, cfg)
+    best_values, predictions = scored[trainer.state.best_step]
     if accelerator.is_main_process:
         write_predictions(out_dir / "predictions_validation.tsv", eval_examples, predictions, task)
     result = {"task": task.name, "task_version": task.version, "case": task.case, "best": best_values,
