@@ -14,7 +14,7 @@ from dataclasses import replace
 
 from accelerate import PartialState
 
-from selfsup.cli import parse_config
+from selfsup.cli import parse_config, run_script
 from selfsup.finetune.config import FinetuneConfig
 from selfsup.finetune.run import run
 from selfsup.finetune.tasks import finetune_tasks, get_task
@@ -50,4 +50,4 @@ def main(args: list[str] | None = None) -> list[dict]:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

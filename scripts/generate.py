@@ -19,7 +19,7 @@ from transformers import AutoModelForSeq2SeqLM
 
 import selfsup  # noqa: F401  (registers selfsup-seq2seq)
 from selfsup.jsonl import read_jsonl
-from selfsup.cli import parse_config
+from selfsup.cli import parse_config, run_script
 from selfsup.errors import InputError
 from selfsup.seq2seq.data import Pair
 from selfsup.seq2seq.decoding import GenerationArguments
@@ -74,4 +74,4 @@ def main(argv: list[str] | None = None) -> list[str]:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from accelerate import Accelerator
 
-from selfsup.cli import parse_config
+from selfsup.cli import parse_config, run_script
 from selfsup.icl.config import ICLArguments
 from selfsup.icl.harness import evaluate_task
 from selfsup.icl.models import load_model
@@ -82,4 +82,4 @@ def main(argv: list[str] | None = None) -> list:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

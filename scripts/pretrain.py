@@ -20,7 +20,7 @@ from pathlib import Path
 from accelerate.utils import gather_object, set_seed
 
 import selfsup  # noqa: F401  (registers selfsup-bert)
-from selfsup.cli import parse_config
+from selfsup.cli import parse_config, run_script
 from selfsup.pretrain.config import DataConfig, ModelConfig
 from selfsup.pretrain.data import build_pretraining_data, load_documents
 from selfsup.pretrain.instances import InstanceConfig
@@ -119,4 +119,4 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

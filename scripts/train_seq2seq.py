@@ -15,7 +15,7 @@ import logging
 from accelerate import PartialState
 
 import selfsup  # noqa: F401  (registers selfsup-seq2seq with the Auto classes)
-from selfsup.cli import parse_config
+from selfsup.cli import parse_config, run_script
 from selfsup.seq2seq.decoding import GenerationArguments
 from selfsup.seq2seq.run import Seq2SeqDataArguments, Seq2SeqModelArguments, train
 from selfsup.seq2seq.scheduled_sampling import ScheduledSamplingArguments
@@ -33,4 +33,4 @@ def main(args: list[str] | None = None) -> dict:
 
 
 if __name__ == "__main__":
-    main()
+    run_script(main)

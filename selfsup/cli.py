@@ -1,13 +1,21 @@
-"""Typed configs from a YAML file plus command-line overrides, for every script.
+"""What every script shares: typed configs, and how a bad input ends a run.
 
 ``--config x.yaml`` fills the dataclass fields; any ``--field value`` on the command line
 wins over the file. Unknown keys in the file are an error naming the file and key.
+
+``run_script(main)`` runs a script's ``main``: an ``InputError`` is the user's to fix, so it
+prints one line (``error: <file>:<line>: <message>``) and exits with status 2, as argparse
+does for a bad flag; its traceback helps only whoever debugs selfsup, so it appears only
+with ``--debug`` or ``SELFSUP_DEBUG=1``.
 """
 from __future__ import annotations
 
 import difflib
+import os
 import sys
+import traceback
 from pathlib import Path
+from typing import Callable
 
 import yaml
 from transformers import HfArgumentParser
@@ -32,8 +40,10 @@ def parse_config(dataclass_types: tuple, args: list[str] | None = None, descript
         try:
             values = yaml.safe_load(path.read_text()) or {}
         except yaml.YAMLError as e:
-            line = getattr(getattr(e, "problem_mark", None), "line", None)
-            raise InputError(f"invalid YAML: {e}", path=path, line=None if line is None else line + 1) from e
+            mark = getattr(e, "problem_mark", None)
+            problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+            raise InputError(f"invalid YAML: {problem}", path=path,
+                             line=None if mark is None else mark.line + 1) from e
         if not isinstance(values, dict):
             raise InputError("expected a mapping of flag: value", path=path)
         actions = {a.dest: a for a in parser._actions}
@@ -57,3 +67,21 @@ def parse_config(dataclass_types: tuple, args: list[str] | None = None, descript
     if rest:
         parser.error(f"unrecognised arguments: {' '.join(rest)}")
     return tuple(configs[: len(dataclass_types)])
+
+
+INPUT_ERROR_STATUS = 2  # argparse's status for a bad command line: both are the user's to fix
+
+
+def run_script(main: Callable[[list[str]], object], argv: list[str] | None = None) -> None:
+    """Call ``main(args)`` with the command line less ``--debug``; exit 2 with one line on
+    stderr if it raises InputError (the traceback too with ``--debug`` or ``SELFSUP_DEBUG=1``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args or os.environ.get("SELFSUP_DEBUG", "").lower() in {"1", "true", "yes"}
+    args = [a for a in args if a != "--debug"]
+    try:
+        main(args)
+    except InputError as e:
+        if debug:
+            traceback.print_exc()
+        print("error: " + " ".join(str(e).split()), file=sys.stderr)  # one line, whatever the message holds
+        sys.exit(INPUT_ERROR_STATUS)
