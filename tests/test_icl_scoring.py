@@ -15,8 +15,9 @@ import selfsup  # noqa: F401  (registers selfsup-gpt)
 from selfsup.icl.harness import evaluate_task
 from selfsup.icl.requests import Request, encode_pair
 from selfsup.icl.generation import generate_until
-from selfsup.icl.scoring import _cache_name, length_batches, score_fast, score_naive
+from selfsup.icl.scoring import length_batches, score_fast, score_naive
 from selfsup.icl.tasks import FORMATS, load_task_file
+from selfsup.modeling.cache_kwargs import cache_keyword
 
 
 def tiny_llama(vocab=260):
@@ -102,11 +103,11 @@ def test_fast_matches_naive_with_uneven_lengths_mixed_choices_and_repeated_conte
 
 def test_the_kv_cache_is_passed_by_the_keyword_each_forward_declares():
     # transformers 5.24 renamed past_key_values to cache (the old name warns until 5.40);
-    # selfsup-gpt takes past_key_values, and would drop an unknown keyword into **kwargs.
+    # selfsup-gpt declares cache and takes past_key_values too (selfsup.modeling.cache_kwargs).
     llama, ours = tiny_llama(), tiny_selfsup_gpt()
     declared = inspect.signature(type(llama).forward).parameters
-    assert _cache_name(llama) == ("cache" if "cache" in declared else "past_key_values")
-    assert _cache_name(ours) == "past_key_values"
+    assert cache_keyword(llama) == ("cache" if "cache" in declared else "past_key_values")
+    assert cache_keyword(ours) == "cache"
     with warnings.catch_warnings():
         warnings.simplefilter("error", FutureWarning)
         score_fast(llama, uneven_requests(), pad_token_id=3)

@@ -14,7 +14,9 @@ from typing import Sequence
 import torch
 from tqdm.auto import tqdm
 
-from .scoring import _cache_name, _cache_of, _device, _pad  # one left-padding and cache keyword for both
+from selfsup.modeling.cache_kwargs import cache_keyword, output_cache
+
+from .scoring import _device, _pad  # one left-padding for both
 
 
 @dataclass
@@ -52,7 +54,7 @@ def generate_until(model, tokenizer, contexts: list[list[int]], until: Sequence[
     # Longest first: similar lengths share a batch (little padding), out-of-memory shows up early.
     order = sorted(range(len(contexts)), key=lambda i: (-len(contexts[i]), i))
     results: list[Generation | None] = [None] * len(contexts)
-    cache_kw = _cache_name(model)
+    cache_kw = cache_keyword(model)
     for start in tqdm(range(0, len(order), batch_size), desc="generating", disable=not progress):
         batch = order[start:start + batch_size]
         ids, mask = _pad([contexts[i] for i in batch], pad_token_id, left=True, device=device)
@@ -76,7 +78,7 @@ def generate_until(model, tokenizer, contexts: list[list[int]], until: Sequence[
                 break
             mask = torch.cat([mask, mask.new_ones(len(batch), 1)], dim=1)
             out = model(input_ids=next_ids[:, None], attention_mask=mask, position_ids=lengths + step,
-                        **{cache_kw: _cache_of(out)}, use_cache=True)
+                        **{cache_kw: output_cache(out)}, use_cache=True)
         for row, i in enumerate(batch):
             text = tokenizer.decode(tokens[row], skip_special_tokens=True)
             results[i] = Generation(text=text, answer=cut(text, until, delimiter)[0], finish=finish[row] or "length")

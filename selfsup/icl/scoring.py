@@ -12,12 +12,13 @@ whether every continuation token is the argmax (greedy) prediction.
 """
 from __future__ import annotations
 
-import inspect
 from dataclasses import dataclass
 
 import torch
 from tqdm.auto import tqdm
 from transformers import DynamicCache
+
+from selfsup.modeling.cache_kwargs import cache_keyword
 
 from .requests import Request
 
@@ -35,20 +36,6 @@ class Score:
 
 def _device(model) -> torch.device:
     return next(model.parameters()).device
-
-
-def _cache_name(model) -> str:
-    """The keyword ``forward`` takes the KV cache by. transformers 5.24 renamed
-    ``past_key_values`` to ``cache`` (the old name warns, and goes in 5.40); earlier releases,
-    and models written for them (selfsup-gpt among them), take ``past_key_values``."""
-    base = model.get_base_model() if hasattr(model, "get_base_model") else model  # through a peft wrapper
-    return "cache" if "cache" in inspect.signature(base.forward).parameters else "past_key_values"
-
-
-def _cache_of(output):
-    """The KV cache a forward returned, under either name (see :func:`_cache_name`)."""
-    cache = getattr(output, "cache", None)
-    return cache if cache is not None else output.past_key_values
 
 
 def _score_tokens(logp: torch.Tensor, targets: torch.Tensor) -> Score:
@@ -98,7 +85,7 @@ def score_fast(model, requests: list[Request], batch_size: int = 8, pad_token_id
                forward_cost: int = FORWARD_COST, progress: bool = False) -> list[Score]:
     """``batch_size`` caps the distinct contexts per forward; ``forward_cost`` is how many padded
     tokens a further forward is worth (``length_batches``). Results are in request order."""
-    device, cache_kw = _device(model), _cache_name(model)
+    device, cache_kw = _device(model), cache_keyword(model)
     by_context: dict[tuple[int, ...], list[int]] = {}
     for i, r in enumerate(requests):
         by_context.setdefault(tuple(r.context), []).append(i)

@@ -9,16 +9,12 @@ from transformers.modeling_outputs import CausalLMOutputWithPast
 from transformers.utils import logging
 
 from .cache import KVCache
+from .cache_kwargs import OUTPUT_FIELD, accepts_past_key_values
 from .configuration import SelfsupGPTConfig
 from .embeddings import Embeddings, SinusoidalPositions
 from .stacks import Decoder
 
 logger = logging.get_logger(__name__)
-
-# transformers >= 5.24 names the cache field of its outputs ``cache`` and renames
-# ``past_key_values=`` with a deprecation warning; earlier 5.x releases call it past_key_values.
-_CACHE_FIELD = "cache" if "cache" in CausalLMOutputWithPast.__dataclass_fields__ else "past_key_values"
-
 
 class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
     """Embeddings → causal pre-LN decoder → LM head tied to the input embeddings."""
@@ -61,13 +57,15 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
     def set_output_embeddings(self, value):
         self.lm_head = value
 
+    @accepts_past_key_values
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
-                position_ids: torch.Tensor | None = None, past_key_values=None,
+                position_ids: torch.Tensor | None = None, cache=None,
                 use_cache: bool | None = None, labels: torch.Tensor | None = None,
                 num_items_in_batch: int | torch.Tensor | None = None, output_attentions: bool = False,
                 output_hidden_states: bool = False, return_dict: bool | None = None,
                 logits_to_keep: int = 0, **kwargs) -> CausalLMOutputWithPast:
-        """``input_ids``: (batch, new_len), the tokens after what ``past_key_values`` holds.
+        """``input_ids``: (batch, new_len), the tokens after what ``cache`` holds
+        (``past_key_values=`` is the same argument, see ``cache_kwargs``).
         ``attention_mask``: (batch, past_len + new_len) over all positions, 1 = token.
         ``position_ids``: (batch, new_len); derived from ``attention_mask`` when omitted so
         that left padding does not shift positions. ``labels`` are shifted inside (as in
@@ -78,9 +76,7 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
             logger.warning_once("use_cache=True is incompatible with gradient checkpointing in training: "
                                 "setting use_cache=False")
             use_cache = False
-        if use_cache and past_key_values is None:
-            past_key_values = KVCache()
-        cache = past_key_values if use_cache else None
+        cache = (cache if cache is not None else KVCache()) if use_cache else None
         past = cache.get_seq_length() if cache is not None else 0
         if position_ids is None and attention_mask is not None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
@@ -97,7 +93,7 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
                 loss = F.cross_entropy(shift_logits, shift_labels)
             else:
                 loss = F.cross_entropy(shift_logits, shift_labels, reduction="sum") / num_items_in_batch
-        result = CausalLMOutputWithPast(loss=loss, logits=logits, **{_CACHE_FIELD: cache},
+        result = CausalLMOutputWithPast(loss=loss, logits=logits, **{OUTPUT_FIELD: cache},
                                         hidden_states=out.all_hidden_states, attentions=out.attentions)
         return result if return_dict is not False else result.to_tuple()
 

@@ -22,6 +22,7 @@ from selfsup.seq2seq.copy import copy_distribution
 from selfsup.seq2seq.coverage import coverage_attention, coverage_loss
 
 from .cache import KVCache
+from .cache_kwargs import accepts_past_key_values
 from .embeddings import Embeddings, SinusoidalPositions
 from .stacks import Decoder, Encoder
 
@@ -172,17 +173,19 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
         inputs = inputs.masked_fill(inputs == -100, c.pad_token_id)
         return inputs.masked_fill(inputs >= c.vocab_size, c.unk_token_id)
 
+    @accepts_past_key_values
     def forward(self, input_ids: torch.Tensor | None = None, attention_mask: torch.Tensor | None = None,
                 decoder_input_ids: torch.Tensor | None = None, labels: torch.Tensor | None = None,
                 source_extended_ids: torch.Tensor | None = None, encoder_outputs: torch.Tensor | None = None,
-                past_key_values: Seq2SeqCache | None = None, use_cache: bool | None = None,
+                cache: Seq2SeqCache | None = None, use_cache: bool | None = None,
                 num_items_in_batch: int | torch.Tensor | None = None, return_dict: bool | None = None,
                 **kwargs) -> Seq2SeqCopyOutput:
         """``input_ids``/``attention_mask``: source (batch, src_len), OOV words as ``[UNK]``.
         ``source_extended_ids``: (batch, src_len), OOV words as ``vocab_size + k`` (copy only;
         defaults to ``input_ids``). ``labels``: (batch, tgt_len), extended ids allowed with
         copy, -100 ignored. ``decoder_input_ids``: (batch, new_len), the target tokens after
-        what ``past_key_values`` holds (default: ``labels`` shifted right).
+        what ``cache`` holds (default: ``labels`` shifted right; ``past_key_values=`` is the same
+        argument, see ``cache_kwargs``).
         ``encoder_outputs``: precomputed encoder states (batch, src_len, hidden).
         Loss: summed NLL (+ weighted coverage loss) / ``num_items_in_batch`` (default: the
         number of labelled tokens)."""
@@ -197,7 +200,7 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
             attention_mask = torch.ones(memory.shape[:2], dtype=torch.long, device=memory.device)
         if decoder_input_ids is None:
             decoder_input_ids = self.shift_right(labels)
-        cache = (past_key_values if past_key_values is not None else Seq2SeqCache()) if use_cache else None
+        cache = (cache if cache is not None else Seq2SeqCache()) if use_cache else None
         past = cache.get_seq_length() if cache is not None else 0
         x = self.embeddings(decoder_input_ids, past_length=past)
         states = self.decoder(x, None, memory=memory, memory_mask=attention_mask, cache=cache,
