@@ -3,9 +3,10 @@
     python scripts/convert_bert.py --from-hf path/to/bert --out path/to/selfsup-bert
     python scripts/convert_bert.py --to-hf path/to/selfsup-bert --out path/to/bert
 
-A folder with pretraining heads (``cls.*``) becomes SelfsupBertForPreTraining /
-BertForPreTraining; one without becomes SelfsupBertModel / BertModel. Tokenizer files
-are copied along. Only safetensors weights are read.
+Each architecture becomes its counterpart with its heads: BertModel, BertForPreTraining,
+BertForMaskedLM, BertForSequenceClassification, BertForTokenClassification and
+BertForQuestionAnswering <-> SelfsupBert<same>. A tensor with no counterpart is an error,
+never dropped. Tokenizer files are copied along. Only safetensors weights are read.
 """
 from __future__ import annotations
 

@@ -7,12 +7,13 @@ import sys
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import AutoModel, AutoTokenizer, BertConfig, BertForPreTraining, BertModel
+import transformers
+from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertForPreTraining, BertModel
 
 import selfsup  # noqa: F401  (registers selfsup-bert)
 from selfsup.errors import InputError
 from selfsup.modeling import SelfsupBertForPreTraining, SelfsupBertModel
-from selfsup.modeling.convert_bert import convert
+from selfsup.modeling.convert_bert import ARCHITECTURES, convert
 
 SENTENCES = [
     "The quick brown fox jumps over the lazy dog.",
@@ -78,6 +79,52 @@ def test_pretraining_heads_convert_both_ways(tmp_path):
     back = BertForPreTraining.from_pretrained(convert(tmp_path / "ours", tmp_path / "back", to_hf=True))
     for name, tensor in hf.state_dict().items():
         assert torch.equal(tensor, back.state_dict()[name]), name
+
+
+HEAD_OUTPUTS = {"model": "last_hidden_state", "pretraining": "prediction_logits", "masked_lm": "logits",
+                "sequence_classification": "logits", "token_classification": "logits",
+                "question_answering": "start_logits"}
+
+
+@pytest.mark.parametrize("kind", sorted(ARCHITECTURES))
+def test_every_architecture_converts_both_ways_with_its_head(kind, tmp_path):
+    hf_name, our_name = ARCHITECTURES[kind]
+    torch.manual_seed(0)
+    labels = {"id2label": {0: "neg", 1: "neu", 2: "pos"}, "label2id": {"neg": 0, "neu": 1, "pos": 2}}
+    if kind == "question_answering":  # start and end: transformers sizes qa_outputs by num_labels
+        labels = {"id2label": {0: "LABEL_0", 1: "LABEL_1"}, "label2id": {"LABEL_0": 0, "LABEL_1": 1}}
+    hf = getattr(transformers, hf_name)(BertConfig(**(_tiny_bert_config().to_dict() | labels))).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    convert(tmp_path / "hf", tmp_path / "ours", to_hf=False)
+    config = AutoConfig.from_pretrained(tmp_path / "ours")
+    assert config.architectures == [our_name] and config.id2label == labels["id2label"]
+    ours = getattr(selfsup.modeling, our_name).from_pretrained(tmp_path / "ours").eval()
+    ids = torch.randint(0, 99, (2, 9))
+    with torch.no_grad():
+        a, b = hf(ids).__getitem__(HEAD_OUTPUTS[kind]), ours(ids).__getitem__(HEAD_OUTPUTS[kind])
+    assert a.shape == b.shape and (a - b).abs().max() < 1e-4
+    convert(tmp_path / "ours", tmp_path / "back", to_hf=True)
+    back = getattr(transformers, hf_name).from_pretrained(tmp_path / "back")
+    assert type(back).__name__ == hf_name
+    assert back.state_dict().keys() == hf.state_dict().keys()
+    for name, tensor in hf.state_dict().items():
+        assert torch.equal(tensor, back.state_dict()[name]), name
+
+
+def test_to_hf_refuses_a_head_it_cannot_place(tmp_path):
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    hf = transformers.BertForSequenceClassification(_tiny_bert_config()).eval()
+    hf.save_pretrained(tmp_path / "hf")
+    convert(tmp_path / "hf", tmp_path / "ours", to_hf=False)
+    weights = tmp_path / "ours" / "model.safetensors"
+    state = load_file(weights)
+    state["extra_head.weight"] = torch.zeros(2, 32)  # e.g. a head added by a later selfsup model
+    save_file(state, weights, metadata={"format": "pt"})
+    with pytest.raises(InputError, match="extra_head.weight"):
+        convert(tmp_path / "ours", tmp_path / "back", to_hf=True)
+    assert not (tmp_path / "back").exists()
 
 
 def test_corrupt_checkpoint_is_rejected_naming_the_file(tmp_path):

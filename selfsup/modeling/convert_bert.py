@@ -1,7 +1,9 @@
 """Weight compatibility with Hugging Face BERT checkpoints, both ways.
 
 A name mapping plus one concatenation: our self-attention fuses query/key/value into one
-``qkv`` projection, BERT keeps three. Nothing else changes, so a round trip is exact.
+``qkv`` projection, BERT keeps three. Nothing else changes, so a round trip is exact. Every
+architecture in ``ARCHITECTURES`` converts with its heads; a tensor with no place on the
+other side is an error, so no head is ever dropped silently.
 """
 from __future__ import annotations
 
@@ -39,8 +41,40 @@ _HEADS = [
     ("cls.predictions.transform.LayerNorm", "cls.norm"),
     ("cls.seq_relationship", "nsp"),
 ]
+_TASK_HEADS = [("classifier", "classifier"), ("qa_outputs", "qa_outputs")]
+_MLM_BIAS = ("cls.predictions.bias", "cls.bias")
+_HF_HEAD_PREFIXES = ("cls.", "classifier.", "qa_outputs.")
+_OUR_HEAD_PREFIXES = ("cls.", "nsp.", "classifier.", "qa_outputs.")
 # Buffers and tied copies that carry no information of their own.
 _DERIVED = re.compile(r"(^|\.)(position_ids|token_type_ids)$|^cls\.predictions\.decoder\.(weight|bias)$")
+
+# Every BERT architecture both libraries have: (transformers class, selfsup class).
+ARCHITECTURES = {
+    "model": ("BertModel", "SelfsupBertModel"),
+    "pretraining": ("BertForPreTraining", "SelfsupBertForPreTraining"),
+    "masked_lm": ("BertForMaskedLM", "SelfsupBertForMaskedLM"),
+    "sequence_classification": ("BertForSequenceClassification", "SelfsupBertForSequenceClassification"),
+    "token_classification": ("BertForTokenClassification", "SelfsupBertForTokenClassification"),
+    "question_answering": ("BertForQuestionAnswering", "SelfsupBertForQuestionAnswering"),
+}
+
+
+def architecture(names, declared: list[str] | None) -> str:
+    """Which of ``ARCHITECTURES`` a selfsup-named state dict is. The tensors decide (a Hub
+    ``BertForMaskedLM`` may carry the NSP head too, and all of it is kept); only a
+    ``classifier`` is ambiguous: config.json's ``architectures`` says sequence or token, and
+    without it the pooler does (sequence classification uses it, token classification has none)."""
+    names = set(names)
+    if "qa_outputs.weight" in names:
+        return "question_answering"
+    if "classifier.weight" in names:
+        for kind in ("sequence_classification", "token_classification"):
+            if any(a.endswith("For" + ARCHITECTURES[kind][0].removeprefix("BertFor")) for a in declared or []):
+                return kind
+        return "sequence_classification" if "bert.pooler.weight" in names else "token_classification"
+    if "nsp.weight" in names:
+        return "pretraining"
+    return "masked_lm" if "cls.bias" in names else "model"
 
 
 def read_state_dict(folder: Path) -> dict[str, torch.Tensor]:
@@ -73,13 +107,31 @@ def _split_prefix(state: dict[str, torch.Tensor], prefix: str) -> tuple[dict, di
     return body, heads
 
 
+def _split_heads(state: dict[str, torch.Tensor], head_prefixes: tuple[str, ...]) -> tuple[dict, dict]:
+    """(encoder tensors without the ``bert.`` prefix, head tensors). A model with heads
+    prefixes its encoder with ``bert.``; a bare encoder has neither."""
+    if any(k.startswith("bert.") for k in state):
+        return _split_prefix(state, "bert.")
+    return ({k: v for k, v in state.items() if not k.startswith(head_prefixes)},
+            {k: v for k, v in state.items() if k.startswith(head_prefixes)})
+
+
+def _map_heads(heads: dict[str, torch.Tensor], pairs: list[tuple[str, str]]) -> dict[str, torch.Tensor]:
+    """Moves every head tensor named in ``pairs`` (source, target) out of ``heads``."""
+    out = {}
+    for src, dst in pairs:
+        for suffix in ("weight", "bias"):
+            if f"{src}.{suffix}" in heads:
+                out[f"{dst}.{suffix}"] = heads.pop(f"{src}.{suffix}")
+    return out
+
+
 def hf_to_selfsup(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
-    """HF BERT names (with or without the ``bert.`` prefix and pretraining heads) → ours.
-    The result is prefixed with ``bert.`` when heads are present (our ForPreTraining)."""
+    """HF BERT names (with or without the ``bert.`` prefix, with any heads of ``ARCHITECTURES``)
+    → ours. The result is prefixed with ``bert.`` when heads are present. A tensor that
+    has no place is an error, never dropped."""
     state = {k: v for k, v in state.items() if not _DERIVED.search(k)}
-    body, heads = _split_prefix(state, "bert.") if any(k.startswith("bert.") for k in state) else (
-        {k: v for k, v in state.items() if not k.startswith("cls.")},
-        {k: v for k, v in state.items() if k.startswith("cls.")})
+    body, heads = _split_heads(state, _HF_HEAD_PREFIXES)
     out = {}
     for hf, ours in _GLOBAL:
         for suffix in ("weight", "bias"):
@@ -88,54 +140,62 @@ def hf_to_selfsup(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, 
     for i in range(num_layers):
         hf_p, our_p = f"encoder.layer.{i}.", f"encoder.layers.{i}."
         for suffix in ("weight", "bias"):
-            out[f"{our_p}attention.qkv.{suffix}"] = torch.cat(
-                [body.pop(f"{hf_p}attention.self.{n}.{suffix}") for n in ("query", "key", "value")])
-            for hf, ours in _LAYER:
-                out[f"{our_p}{ours}.{suffix}"] = body.pop(f"{hf_p}{hf}.{suffix}")
+            try:
+                out[f"{our_p}attention.qkv.{suffix}"] = torch.cat(
+                    [body.pop(f"{hf_p}attention.self.{n}.{suffix}") for n in ("query", "key", "value")])
+                for hf, ours in _LAYER:
+                    out[f"{our_p}{ours}.{suffix}"] = body.pop(f"{hf_p}{hf}.{suffix}")
+            except KeyError as e:
+                raise InputError(f"encoder tensor {e.args[0]!r} missing: the weights do not match the config "
+                                 f"({num_layers} layers)") from None
     if heads:
         out = {f"bert.{k}": v for k, v in out.items()}
-        for hf, ours in _HEADS:
-            for suffix in ("weight", "bias"):
-                out[f"{ours}.{suffix}"] = heads.pop(f"{hf}.{suffix}")
-        out["cls.bias"] = heads.pop("cls.predictions.bias")
+        out.update(_map_heads(heads, _HEADS + _TASK_HEADS))
+        if _MLM_BIAS[0] in heads:
+            out[_MLM_BIAS[1]] = heads.pop(_MLM_BIAS[0])
     leftover = sorted(body) + sorted(heads)
     if leftover:
-        raise InputError(f"unexpected tensors not mapped (not a plain BERT checkpoint?): {leftover[:8]}")
+        raise InputError(f"tensors with no place in a selfsup-bert model (not a BERT architecture selfsup has: "
+                         f"{', '.join(a for a, _ in ARCHITECTURES.values())}): {leftover[:8]}")
     return out
 
 
 def selfsup_to_hf(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:
-    """Our names → HF BERT names (``bert.``-prefixed + ``cls.*`` when heads are present)."""
-    heads_present = any(k.startswith("cls.") for k in state)
-    body = {k.removeprefix("bert."): v for k, v in state.items() if not k.startswith(("cls.", "nsp."))}
+    """Our names → HF BERT names (``bert.``-prefixed when heads are present). A tensor that
+    has no place in a transformers BERT is an error, never dropped."""
+    body, heads = _split_heads({k: v for k, v in state.items() if k != "cls.decoder.weight"}, _OUR_HEAD_PREFIXES)
     out = {}
     for hf, ours in _GLOBAL:
         for suffix in ("weight", "bias"):
             if f"{ours}.{suffix}" in body:
-                out[f"{hf}.{suffix}"] = body[f"{ours}.{suffix}"]
+                out[f"{hf}.{suffix}"] = body.pop(f"{ours}.{suffix}")
     for i in range(num_layers):
         hf_p, our_p = f"encoder.layer.{i}.", f"encoder.layers.{i}."
         for suffix in ("weight", "bias"):
-            q, k, v = body[f"{our_p}attention.qkv.{suffix}"].chunk(3)
+            q, k, v = body.pop(f"{our_p}attention.qkv.{suffix}").chunk(3)
             for name, t in zip(("query", "key", "value"), (q, k, v)):
                 out[f"{hf_p}attention.self.{name}.{suffix}"] = t.contiguous()
             for hf, ours in _LAYER:
-                out[f"{hf_p}{hf}.{suffix}"] = body[f"{our_p}{ours}.{suffix}"]
-    if heads_present:
+                out[f"{hf_p}{hf}.{suffix}"] = body.pop(f"{our_p}{ours}.{suffix}")
+    if heads:
         out = {f"bert.{k}": v for k, v in out.items()}
-        for hf, ours in _HEADS:
-            for suffix in ("weight", "bias"):
-                if f"{ours}.{suffix}" in state:
-                    out[f"{hf}.{suffix}"] = state[f"{ours}.{suffix}"]
-        out["cls.predictions.bias"] = state["cls.bias"]
-        out["cls.predictions.decoder.weight"] = out["bert.embeddings.word_embeddings.weight"]
-        out["cls.predictions.decoder.bias"] = state["cls.bias"]
+        out.update(_map_heads(heads, [(ours, hf) for hf, ours in _HEADS + _TASK_HEADS]))
+        if "cls.bias" in heads:  # BERT's MLM decoder: tied to the word embeddings, its bias kept twice
+            out[_MLM_BIAS[0]] = out["cls.predictions.decoder.bias"] = heads.pop("cls.bias")
+            out["cls.predictions.decoder.weight"] = out["bert.embeddings.word_embeddings.weight"]
+    leftover = sorted(body) + sorted(heads)
+    if leftover:
+        raise InputError(f"tensors with no place in a transformers BERT model: {leftover[:8]}")
     return out
 
 
 _SHARED_FIELDS = ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                   "hidden_act", "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings",
                   "type_vocab_size", "initializer_range", "layer_norm_eps", "pad_token_id", "classifier_dropout")
+
+
+# What a fine-tuned head's config says about its outputs (num_labels follows from id2label).
+_HEAD_FIELDS = ("id2label", "label2id", "problem_type")
 
 
 def config_from_hf(hf: dict) -> SelfsupBertConfig:
@@ -145,7 +205,7 @@ def config_from_hf(hf: dict) -> SelfsupBertConfig:
         raise InputError(f"position_embedding_type {hf['position_embedding_type']!r} is not supported "
                          "(only absolute/learned positions)", field="position_embedding_type")
     kwargs = {k: hf[k] for k in _SHARED_FIELDS if k in hf}
-    for k in ("id2label", "label2id"):
+    for k in _HEAD_FIELDS:
         if k in hf:
             kwargs[k] = hf[k]
     return SelfsupBertConfig(position_embedding_type="learned", pre_layer_norm=False, **kwargs)
@@ -158,8 +218,7 @@ def config_to_hf(config: SelfsupBertConfig):
         raise InputError("only post-LN models with learned positions have a BERT equivalent",
                          field="pre_layer_norm/position_embedding_type")
     d = config.to_dict()
-    return BertConfig(**{k: d[k] for k in _SHARED_FIELDS if k in d},
-                      **({"id2label": config.id2label, "label2id": config.label2id} if "id2label" in d else {}))
+    return BertConfig(**{k: d[k] for k in _SHARED_FIELDS + _HEAD_FIELDS if k in d})
 
 
 def read_config_json(folder: Path) -> dict:
@@ -174,10 +233,11 @@ def read_config_json(folder: Path) -> dict:
 
 
 def convert(src: str | Path, dst: str | Path, to_hf: bool) -> Path:
-    """Convert a checkpoint folder; tokenizer files are copied along. Returns ``dst``."""
-    from transformers import BertForPreTraining, BertModel
+    """Convert a checkpoint folder of any architecture in ``ARCHITECTURES``, keeping its heads;
+    tokenizer files are copied along. Returns ``dst``."""
+    import transformers
 
-    from .bert import SelfsupBertForPreTraining, SelfsupBertModel
+    from .. import modeling
 
     src, dst = Path(src), Path(dst)
     config_path = src / "config.json"
@@ -187,21 +247,27 @@ def convert(src: str | Path, dst: str | Path, to_hf: bool) -> Path:
         raise InputError(f"model_type is {config_dict.get('model_type')!r}, expected {expected_type!r}",
                          path=config_path, field="model_type")
     state = read_state_dict(src)
-    if to_hf:
-        config = SelfsupBertConfig.from_dict(config_dict)
-        mapped = selfsup_to_hf(state, config.num_hidden_layers)
-        heads = any(k.startswith("cls.") for k in mapped)
-        model = (BertForPreTraining if heads else BertModel)(config_to_hf(config))
-        if heads:  # BertForPreTraining's decoder is tied; the bias lives once in the file
-            mapped.pop("cls.predictions.decoder.weight")
-            mapped.pop("cls.predictions.decoder.bias")
-    else:
-        config = config_from_hf(config_dict)
-        mapped = hf_to_selfsup(state, config.num_hidden_layers)
-        heads = any(k.startswith("cls.") for k in mapped)
-        model = (SelfsupBertForPreTraining if heads else SelfsupBertModel)(config)
-        mapped.pop("cls.decoder.weight", None)
-    missing, unexpected = model.load_state_dict(mapped, strict=False)
+    try:
+        if to_hf:
+            config = SelfsupBertConfig.from_dict(config_dict)
+            kind = architecture(state, config_dict.get("architectures"))
+            mapped = selfsup_to_hf(state, config.num_hidden_layers)
+            # transformers ties the MLM decoder itself: its weight is the word embeddings, its bias stored once
+            mapped = {k: v for k, v in mapped.items() if not _DERIVED.search(k)}
+            model = getattr(transformers, ARCHITECTURES[kind][0])(config_to_hf(config))
+        else:
+            config = config_from_hf(config_dict)
+            mapped = hf_to_selfsup(state, config.num_hidden_layers)
+            kind = architecture(mapped, config_dict.get("architectures"))
+            model = getattr(modeling, ARCHITECTURES[kind][1])(config)
+    except InputError as e:
+        if e.path is not None:
+            raise
+        raise InputError(str(e), path=src / "model.safetensors") from e
+    try:
+        missing, unexpected = model.load_state_dict(mapped, strict=False)
+    except RuntimeError as e:  # shapes that disagree with config.json
+        raise InputError(f"weights do not match the config: {' '.join(str(e).split())}", path=src) from e
     # Non-persistent buffers and tied weights are not in a checkpoint by design.
     missing = [k for k in missing if not _DERIVED.search(k) and not k.endswith(
         ("cls.decoder.weight", "cls.predictions.decoder.weight", "cls.predictions.decoder.bias"))]
