@@ -29,7 +29,7 @@ from selfsup.pretrain.model_card import package_versions, write_model_card
 from selfsup.pretrain.objective import count_targets, make_evaluate_fn, pretraining_loss
 from selfsup.pretrain.starting_model import starting_model, starting_tokenizer
 from selfsup.pretrain.streaming import build_streamed_data, check_streaming
-from selfsup.pretrain.tokenizer import load_tokenizer, train_wordpiece
+from selfsup.pretrain.tokenizer import check_trained, load_tokenizer, save_trained, train_wordpiece, training_record
 from selfsup.training import Trainer, TrainingConfig
 from selfsup.training.loop import make_accelerator
 
@@ -48,14 +48,20 @@ def main(args: list[str] | None = None) -> dict:
 
     # Tokenizer: --tokenizer_name, else the checkpoint's own when continuing from one (never a new
     # vocabulary against old embeddings), else trained once on the main process, then read by all.
+    # A tokenizer left in output_dir by an earlier run is reused only if made from this corpus and size.
     tokenizer = starting_tokenizer(data_cfg.tokenizer_name, model_cfg.model_name_or_path)
     if tokenizer is None:
         tok_dir = out_dir / "tokenizer"
+        record = training_record(data_cfg.corpus, data_cfg.corpus_layout, data_cfg.allow_eval_splits,
+                                 data_cfg.data_dir, data_cfg.vocab_size)
+        if (tok_dir / "tokenizer.json").exists():  # every process checks, so none waits on one that stopped
+            check_trained(tok_dir, record, log=accelerator.print)
         with accelerator.main_process_first():
             if accelerator.is_main_process and not (tok_dir / "tokenizer.json").exists():
                 docs = load_documents(data_cfg.corpus, data_cfg.corpus_layout,
                                       allow_eval_splits=data_cfg.allow_eval_splits, data_dir=data_cfg.data_dir)
-                train_wordpiece((" ".join(s) for s in docs["sentences"]), data_cfg.vocab_size).save_pretrained(tok_dir)
+                save_trained(train_wordpiece((" ".join(s) for s in docs["sentences"]), data_cfg.vocab_size), tok_dir,
+                             record)
         tokenizer = load_tokenizer(tok_dir)
 
     instance_cfg = InstanceConfig(data_cfg.max_seq_length, data_cfg.short_seq_prob, data_cfg.nsp_probability,

@@ -109,3 +109,20 @@ def test_the_same_seed_and_tokenizer_give_the_same_model(tmp_path):
     assert runs[0].keys() == runs[1].keys()
     for key in runs[0]:
         torch.testing.assert_close(runs[0][key], runs[1][key], atol=0, rtol=0, msg=key)
+
+
+def test_a_tokenizer_left_in_output_dir_is_reused_only_for_the_same_corpus_and_size(tmp_path):
+    corpus = tmp_path / "corpus.txt"
+    corpus.write_text(CORPUS)
+    args = ["--corpus", str(corpus), "--output_dir", str(tmp_path / "run"), "--max_seq_length", "32",
+            "--hidden_size", "32", "--num_hidden_layers", "1", "--num_attention_heads", "2", "--intermediate_size",
+            "64", "--eval_documents", "0", "--max_steps", "1", "--report_to", "none"]
+    pretrain.main(args + ["--vocab_size", "200"])
+    trained = (tmp_path / "run" / "tokenizer" / "tokenizer.json").read_text()
+    with pytest.raises(InputError, match="--vocab_size 200.*300") as err:
+        pretrain.main(args + ["--vocab_size", "300"])
+    assert str(tmp_path / "run" / "tokenizer") in str(err.value)
+    corpus.write_text(CORPUS + "\nA new document about something else entirely.\n")
+    with pytest.raises(InputError, match="the corpus files"):
+        pretrain.main(args + ["--vocab_size", "200"])
+    assert (tmp_path / "run" / "tokenizer" / "tokenizer.json").read_text() == trained  # refused, not overwritten

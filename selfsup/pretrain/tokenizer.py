@@ -1,4 +1,10 @@
-"""Train a BERT WordPiece tokenizer on a corpus with `tokenizers`, or reuse a folder."""
+"""Train a BERT WordPiece tokenizer on a corpus with `tokenizers`, or reuse a folder.
+
+A tokenizer trained by a run is saved with what it was trained on (``TRAINED_ON``: the
+corpus sources' fingerprints and ``vocab_size``), so a later run in the same output folder
+reuses it only for the same corpus and size: another vocabulary under old token ids would
+silently scramble a resumed model, and a new corpus deserves its own vocabulary.
+"""
 from __future__ import annotations
 
 import json
@@ -11,6 +17,37 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 from ..errors import InputError
 
 SPECIAL_TOKENS = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"]
+TRAINED_ON = "selfsup_trained_on.json"
+
+
+def training_record(corpus: str, corpus_layout: str, allow_eval_splits: bool, data_dir: str | None,
+                    vocab_size: int) -> dict:
+    """What a tokenizer trained by ``scripts/pretrain.py`` depends on, as JSON gives it back."""
+    from .sources import parse_corpus
+
+    sources = parse_corpus(corpus, corpus_layout, allow_eval_splits)
+    record = {"corpus": corpus, "sources": [s.fingerprint(data_dir) for s in sources], "vocab_size": vocab_size}
+    return json.loads(json.dumps(record, default=str))
+
+
+def save_trained(tokenizer, folder: Path, record: dict) -> None:
+    tokenizer.save_pretrained(folder)
+    (Path(folder) / TRAINED_ON).write_text(json.dumps(record, indent=2))
+
+
+def check_trained(folder: Path, record: dict, log=print) -> None:
+    """Refuse a tokenizer ``folder`` trained on another corpus or with another vocab_size."""
+    path = Path(folder) / TRAINED_ON
+    if not path.exists():  # saved before runs recorded it: nothing to compare, so say so
+        log(f"warning: {folder} holds a tokenizer that does not record what it was trained on; reusing it as is "
+            "(delete the folder to train one on this corpus)")
+        return
+    saved = json.loads(path.read_text())
+    for key, what in (("vocab_size", "--vocab_size"), ("corpus", "--corpus"), ("sources", "the corpus files")):
+        if saved.get(key) != record[key]:
+            was, now = (saved.get(key), record[key]) if key != "sources" else ("other contents", "these")
+            raise InputError(f"this tokenizer was trained with {what} {was!r}, this run has {now!r}: delete the "
+                             "folder to train a new one, or use another --output_dir", path=folder, field=key)
 
 
 def train_wordpiece(texts: Iterable[str], vocab_size: int = 8000, lowercase: bool = True,
