@@ -12,7 +12,9 @@ import selfsup  # noqa: F401  (registers selfsup-gpt)
 
 TINY = dict(vocab_size=99, hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, initializer_range=0.2)  # a wide init: peaked, varied next tokens
-VARIANTS = {"gpt2": dict()}
+VARIANTS = {"gpt2": dict(),
+            "llama": dict(position_embedding_type="rope", norm_type="rmsnorm", gated_mlp=True, hidden_act="silu",
+                          num_key_value_heads=2, attention_bias=False, mlp_bias=False)}
 
 
 def tiny_gpt(**overrides):
@@ -62,8 +64,9 @@ def test_forward_takes_the_cache_under_either_keyword(keyword):
         model(ids[:, :1], cache=cache, past_key_values=cache)
 
 
-def test_sampling_is_reproducible_with_a_seed_and_the_cache_changes_nothing():
-    model = tiny_gpt()
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_sampling_is_reproducible_with_a_seed_and_the_cache_changes_nothing(variant):
+    model = tiny_gpt(**VARIANTS[variant])
     ids, mask = left_padded_batch()
 
     def sample(seed, use_cache=True):
@@ -75,8 +78,9 @@ def test_sampling_is_reproducible_with_a_seed_and_the_cache_changes_nothing():
     assert sample(1) != sample(2)
 
 
-def test_beam_search_returns_its_best_beam_with_the_score_a_full_forward_gives():
-    model = tiny_gpt()
+@pytest.mark.parametrize("variant", VARIANTS)
+def test_beam_search_returns_its_best_beam_with_the_score_a_full_forward_gives(variant):
+    model = tiny_gpt(**VARIANTS[variant])
     ids, mask = left_padded_batch()
     kwargs = dict(attention_mask=mask, num_beams=3, max_new_tokens=6, min_new_tokens=6, length_penalty=0.0,
                   pad_token_id=0, return_dict_in_generate=True, output_scores=True)

@@ -13,6 +13,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .dropout import dropout as dropout_fn
+from .rotary import apply_rotary
 
 
 def attention_bias(attention_mask: torch.Tensor | None, q_len: int, k_len: int, causal: bool,
@@ -43,40 +44,52 @@ def gather_positions(x: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
 
 
 class MultiHeadAttention(nn.Module):
-    """Self- or cross-attention with ``num_heads`` heads.
+    """Self- or cross-attention with ``num_heads`` query heads.
 
-    Self-attention projects q, k, v with one fused (hidden, 3·hidden) matmul; cross-attention
-    projects q from the decoder and k, v (fused) from the encoder states.
+    Self-attention projects q, k, v with one fused (hidden, hidden + 2·kv_dim) matmul;
+    cross-attention projects q from the decoder and k, v (fused) from the encoder states.
+    ``num_kv_heads`` < ``num_heads`` is grouped-query attention (Ainslie et al., 2023): query
+    head h reads key/value head h // (num_heads / num_kv_heads), and the cache holds only the
+    ``num_kv_heads`` heads. ``bias``: whether the projections have biases (GPT-2 yes, Llama no).
     """
 
-    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0, cross: bool = False):
+    def __init__(self, hidden_size: int, num_heads: int, dropout: float = 0.0, cross: bool = False,
+                 num_kv_heads: int | None = None, bias: bool = True):
         super().__init__()
         if hidden_size % num_heads:
             raise ValueError(f"hidden_size {hidden_size} is not divisible by num_attention_heads {num_heads}")
-        self.num_heads, self.head_dim = num_heads, hidden_size // num_heads
+        num_kv_heads = num_heads if num_kv_heads is None else num_kv_heads
+        if num_heads % num_kv_heads:
+            raise ValueError(f"num_attention_heads {num_heads} is not divisible by num_key_value_heads {num_kv_heads}")
+        if cross and num_kv_heads != num_heads:
+            raise ValueError("grouped-query attention is for self-attention")
+        self.num_heads, self.num_kv_heads, self.head_dim = num_heads, num_kv_heads, hidden_size // num_heads
+        kv_dim = num_kv_heads * self.head_dim
         self.cross = cross
         if cross:
-            self.q = nn.Linear(hidden_size, hidden_size)
-            self.kv = nn.Linear(hidden_size, 2 * hidden_size)
+            self.q = nn.Linear(hidden_size, hidden_size, bias=bias)
+            self.kv = nn.Linear(hidden_size, 2 * kv_dim, bias=bias)
         else:
-            self.qkv = nn.Linear(hidden_size, 3 * hidden_size)
-        self.out = nn.Linear(hidden_size, hidden_size)
+            self.qkv = nn.Linear(hidden_size, hidden_size + 2 * kv_dim, bias=bias)
+        self.out = nn.Linear(hidden_size, hidden_size, bias=bias)
         self.dropout = dropout
 
     def _heads(self, x: torch.Tensor) -> torch.Tensor:
-        """(batch, seq, hidden) → (batch, heads, seq, head_dim)."""
+        """(batch, seq, n·head_dim) → (batch, n, seq, head_dim)."""
         b, t, _ = x.shape
-        return x.view(b, t, self.num_heads, self.head_dim).transpose(1, 2)
+        return x.view(b, t, -1, self.head_dim).transpose(1, 2)
 
     def forward(self, x: torch.Tensor, bias: torch.Tensor | None = None, *, is_causal: bool = False,
                 memory: torch.Tensor | None = None, cache=None, layer_idx: int = 0,
                 implementation: str = "sdpa", output_attentions: bool = False,
-                query_positions: torch.Tensor | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+                query_positions: torch.Tensor | None = None,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
         """``x``: (batch, q_len, hidden); ``memory``: encoder states (batch, src_len, hidden)
         for cross-attention; ``bias`` from :func:`attention_bias`; ``is_causal`` lets SDPA
         apply causality itself when there is no bias and no cache. ``query_positions``
         (batch, m): bidirectional self-attention only, every position is a key and a value
-        but only these are queries, so the output is (batch, m, hidden).
+        but only these are queries, so the output is (batch, m, hidden). ``rotary``: (cos, sin),
+        each (batch, q_len, head_dim), rotates this step's queries and keys (self-attention).
 
         Returns the output (batch, q_len | m, hidden) and, on the eager path with
         ``output_attentions``, the probabilities (batch, heads, q_len | m, k_len).
@@ -90,13 +103,16 @@ class MultiHeadAttention(nn.Module):
                 if cache is not None:
                     cache.cross[layer_idx] = (k, v)
         elif query_positions is not None:
-            if is_causal or cache is not None:
-                raise ValueError("query_positions is for bidirectional attention without a cache")
+            if is_causal or cache is not None or rotary is not None:
+                raise ValueError("query_positions is for bidirectional attention without a cache or rotary positions")
             h, w, b = x.shape[-1], self.qkv.weight, self.qkv.bias
-            q = self._heads(F.linear(gather_positions(x, query_positions), w[:h], b[:h]))
-            k, v = (self._heads(t) for t in F.linear(x, w[h:], b[h:]).chunk(2, dim=-1))
+            q = self._heads(F.linear(gather_positions(x, query_positions), w[:h], None if b is None else b[:h]))
+            k, v = (self._heads(t) for t in F.linear(x, w[h:], None if b is None else b[h:]).chunk(2, dim=-1))
         else:
-            q, k, v = (self._heads(t) for t in self.qkv(x).chunk(3, dim=-1))
+            kv_dim = self.num_kv_heads * self.head_dim
+            q, k, v = (self._heads(t) for t in self.qkv(x).split([x.shape[-1], kv_dim, kv_dim], dim=-1))
+            if rotary is not None:
+                q, k = apply_rotary(q, *rotary), apply_rotary(k, *rotary)
             if cache is not None:
                 k, v = cache.update(k, v, layer_idx)
         dropout = self.dropout if self.training else 0.0
@@ -106,7 +122,10 @@ class MultiHeadAttention(nn.Module):
         # dropout; the explicit path below uses ours (selfsup.modeling.dropout).
         explicit = implementation == "eager" or output_attentions or (dropout > 0 and q.device.type == "cpu")
         probs = None
+        groups = self.num_heads // self.num_kv_heads
         if explicit:
+            if groups > 1:
+                k, v = k.repeat_interleave(groups, dim=1), v.repeat_interleave(groups, dim=1)
             scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)
             if bias is not None:
                 scores = scores + bias
@@ -116,6 +135,6 @@ class MultiHeadAttention(nn.Module):
             y = dropout_fn(probs, dropout, self.training) @ v
         else:
             y = F.scaled_dot_product_attention(q, k, v, attn_mask=bias, dropout_p=dropout,
-                                               is_causal=is_causal and bias is None)
+                                               is_causal=is_causal and bias is None, enable_gqa=groups > 1)
         b, _, t, _ = y.shape
         return self.out(y.transpose(1, 2).reshape(b, t, -1)), probs

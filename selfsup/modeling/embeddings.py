@@ -39,7 +39,9 @@ class Embeddings(nn.Module):
     """Sum of token, position and (optionally) segment embeddings, then LayerNorm + dropout.
 
     ``input_ids``, ``token_type_ids``, ``position_ids``: (batch, seq) → (batch, seq, hidden).
-    ``norm`` is BERT's embedding LayerNorm; pre-LN models (GPT) have none.
+    ``norm`` is BERT's embedding LayerNorm; pre-LN models (GPT) have none. With
+    ``position_embedding_type="rope"`` nothing is added here: the attention rotates queries
+    and keys instead (``selfsup.modeling.rotary``).
     """
 
     def __init__(self, vocab_size: int, hidden_size: int, max_positions: int,
@@ -52,8 +54,10 @@ class Embeddings(nn.Module):
             self.position_embeddings = nn.Embedding(max_positions, hidden_size)
         elif position_embedding_type == "sinusoidal":
             self.position_embeddings = SinusoidalPositions(max_positions, hidden_size)
+        elif position_embedding_type == "rope":
+            self.position_embeddings = None
         else:
-            raise ValueError(f"position_embedding_type must be 'learned' or 'sinusoidal', "
+            raise ValueError(f"position_embedding_type must be 'learned', 'sinusoidal' or 'rope', "
                              f"got {position_embedding_type!r}")
         self.token_type_embeddings = nn.Embedding(type_vocab_size, hidden_size) if type_vocab_size > 0 else None
         self.norm = nn.LayerNorm(hidden_size, eps=layer_norm_eps) if norm else None
@@ -63,12 +67,14 @@ class Embeddings(nn.Module):
     def forward(self, input_ids: torch.Tensor, token_type_ids: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, past_length: int = 0) -> torch.Tensor:
         seq_len = input_ids.shape[1]
-        if position_ids is None:
-            if past_length + seq_len > self.max_positions:
-                raise ValueError(f"sequence of {past_length + seq_len} positions exceeds "
-                                 f"max_position_embeddings={self.max_positions}; truncate or window the input")
-            position_ids = torch.arange(past_length, past_length + seq_len, device=input_ids.device).unsqueeze(0)
-        x = self.word_embeddings(input_ids) + self.position_embeddings(position_ids)
+        x = self.word_embeddings(input_ids)
+        if self.position_embeddings is not None:
+            if position_ids is None:
+                if past_length + seq_len > self.max_positions:
+                    raise ValueError(f"sequence of {past_length + seq_len} positions exceeds "
+                                     f"max_position_embeddings={self.max_positions}; truncate or window the input")
+                position_ids = torch.arange(past_length, past_length + seq_len, device=input_ids.device).unsqueeze(0)
+            x = x + self.position_embeddings(position_ids)
         if self.token_type_embeddings is not None:
             if token_type_ids is None:
                 token_type_ids = torch.zeros_like(input_ids)

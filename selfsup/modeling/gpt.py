@@ -1,4 +1,5 @@
-"""GPT-style decoder-only LM on the from-scratch core, usable with ``generate()``."""
+"""Decoder-only LM on the from-scratch core: GPT-2 blocks by default, Llama-family blocks
+(rotary positions, RMSNorm, SwiGLU, grouped-query attention) by config; usable with ``generate()``."""
 from __future__ import annotations
 
 import torch
@@ -12,12 +13,15 @@ from .cache import KVCache
 from .cache_kwargs import OUTPUT_FIELD, accepts_past_key_values
 from .configuration import SelfsupGPTConfig
 from .embeddings import Embeddings, SinusoidalPositions
+from .rotary import RotaryPositions
 from .stacks import Decoder
 
 logger = logging.get_logger(__name__)
 
+
 class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
-    """Embeddings → causal pre-LN decoder → LM head tied to the input embeddings."""
+    """Embeddings → causal pre-LN decoder → LM head (tied to the input embeddings unless
+    ``config.tie_word_embeddings`` is False)."""
 
     config_class = SelfsupGPTConfig
     base_model_prefix = "transformer"
@@ -35,14 +39,17 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
             config.num_hidden_layers, config.hidden_size, config.num_attention_heads, config.intermediate_size,
             activation=config.hidden_act, dropout=config.hidden_dropout_prob,
             attention_dropout=config.attention_probs_dropout_prob, eps=config.layer_norm_eps,
-            pre_norm=config.pre_layer_norm)
+            pre_norm=config.pre_layer_norm, num_kv_heads=config.num_key_value_heads, norm=config.norm_type,
+            gated_mlp=config.gated_mlp, attention_bias=config.attention_bias, mlp_bias=config.mlp_bias)
+        self.rotary = (RotaryPositions(config.hidden_size // config.num_attention_heads, config.rope_theta)
+                       if config.position_embedding_type == "rope" else None)
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, SinusoidalPositions):
+        if isinstance(module, (SinusoidalPositions, RotaryPositions)):
             module.reset_table()
 
     def get_input_embeddings(self):
@@ -81,7 +88,13 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
         if position_ids is None and attention_mask is not None:
             position_ids = (attention_mask.long().cumsum(-1) - 1).clamp(min=0)[:, past:]
         x = self.embeddings(input_ids, position_ids=position_ids, past_length=past)
+        rotary = None
+        if self.rotary is not None:
+            if position_ids is None:
+                position_ids = torch.arange(past, past + input_ids.shape[1], device=input_ids.device)[None]
+            rotary = self.rotary(position_ids, x.dtype)
         out = self.decoder(x, attention_mask, cache=cache, implementation=self._attention_implementation(),
+                           rotary=rotary,
                            output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         hidden = out.hidden_states if not logits_to_keep else out.hidden_states[:, -logits_to_keep:]
         logits = self.lm_head(hidden)

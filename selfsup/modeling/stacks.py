@@ -13,7 +13,7 @@ from torch import nn
 from torch.utils.checkpoint import checkpoint
 
 from .attention import attention_bias
-from .blocks import Block
+from .blocks import Block, make_norm
 
 
 @dataclass
@@ -29,17 +29,19 @@ class StackOutput:
 
 
 class Stack(nn.Module):
-    """``num_layers`` blocks; pre-LN stacks end with a final LayerNorm (GPT-2)."""
+    """``num_layers`` blocks; pre-LN stacks end with a final norm (GPT-2, Llama).
+    ``block_options``: the keyword-only options of :class:`Block` (GQA, norm, gated MLP, biases)."""
 
     def __init__(self, num_layers: int, hidden_size: int, num_heads: int, intermediate_size: int,
                  activation: str = "gelu", dropout: float = 0.1, attention_dropout: float = 0.1,
                  eps: float = 1e-12, pre_norm: bool = False, causal: bool = False,
-                 cross_attention: bool = False):
+                 cross_attention: bool = False, **block_options):
         super().__init__()
         self.layers = nn.ModuleList(
             Block(hidden_size, num_heads, intermediate_size, activation, dropout, attention_dropout,
-                  eps, pre_norm, cross_attention) for _ in range(num_layers))
-        self.final_norm = nn.LayerNorm(hidden_size, eps=eps) if pre_norm else None
+                  eps, pre_norm, cross_attention, **block_options) for _ in range(num_layers))
+        norm = block_options.get("norm", "layernorm")
+        self.final_norm = make_norm(norm, hidden_size, eps) if pre_norm else None
         self.causal = causal
         # transformers' gradient_checkpointing_enable() sets both on every module that has
         # the flag, the function carrying the caller's checkpoint kwargs (use_reentrant, ...).
@@ -55,7 +57,8 @@ class Stack(nn.Module):
     def forward(self, x: torch.Tensor, attention_mask: torch.Tensor | None = None, *,
                 memory: torch.Tensor | None = None, memory_mask: torch.Tensor | None = None,
                 cache=None, implementation: str = "sdpa", output_hidden_states: bool = False,
-                output_attentions: bool = False, output_positions: torch.Tensor | None = None) -> StackOutput:
+                output_attentions: bool = False, output_positions: torch.Tensor | None = None,
+                rotary: tuple[torch.Tensor, torch.Tensor] | None = None) -> StackOutput:
         """``x``: embedded input (batch, q_len, hidden). ``attention_mask``: (batch, past+q_len)
         1/0 over all key positions (cached ones included). ``memory``/``memory_mask``: encoder
         states (batch, src_len, hidden) and their padding mask (batch, src_len).
@@ -63,7 +66,7 @@ class Stack(nn.Module):
         only). The last block then computes just those (its keys and values still cover every
         position), and ``hidden_states`` is (batch, m, hidden), equal to the full output at
         those positions. Masked-LM training needs ~15% of them: this skips most of the last
-        layer's work."""
+        layer's work. ``rotary``: (cos, sin) of the input's positions, each (batch, q_len, head_dim)."""
         q_len = x.shape[1]
         past = cache.get_seq_length() if cache is not None else 0
         bias = attention_bias(attention_mask, q_len, past + q_len, self.causal, x.dtype, x.device)
@@ -84,7 +87,7 @@ class Stack(nn.Module):
             # loop variables would rerun every block as the last one (with its query_positions).
             run = partial(_run_block, layer, bias=bias, is_causal=is_causal, memory_bias=memory_bias, cache=cache,
                           layer_idx=i, implementation=implementation, output_attentions=output_attentions,
-                          query_positions=output_positions if i == len(self.layers) - 1 else None)
+                          query_positions=output_positions if i == len(self.layers) - 1 else None, rotary=rotary)
             # memory is passed, not bound: reentrant checkpointing differentiates only the tensors
             # it is given, and a bound encoder output would be backpropagated once per layer.
             x, a, c = self._gradient_checkpointing_func(run, x, memory) if recompute else run(x, memory)
