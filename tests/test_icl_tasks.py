@@ -147,7 +147,8 @@ def test_a_user_task_file_is_one_small_definition(toy_task):
 
 
 @pytest.mark.parametrize("change, message", [
-    ("version: 2\n", "missing required fields \\['format'"),
+    # without a format hook the task is templated: its prompt is doc_to_text
+    ("version: 2\n", "field 'prompt': prompt is for format tasks; with templates the prompt is doc_to_text"),
     ("promt: x\n", "unknown fields \\['promt'\\]"),
     ("output_type: generate\n", "field 'output_type': output_type must be one of"),
     ("format: tyo\n", "field 'format': .*did you mean 'toy'"),

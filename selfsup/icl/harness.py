@@ -13,7 +13,7 @@ from .fewshot import sample_demonstrations
 from .generation import generate_until
 from .metrics import METRICS, REPORTED, bootstrap_stderr
 from .models import pad_token_id
-from .requests import build_context, build_pairs, encode_context, encode_pair, gold_answer, render
+from .requests import ChatFormat, build_context, build_pairs, encode_context, encode_pair, gold_answer
 from .scoring import score_fast, score_naive
 from .tasks import TaskSpec
 
@@ -31,8 +31,8 @@ class TaskResult:
 
 
 def content_free(doc: dict) -> dict:
-    """The document with every text field (not the choices) replaced by "N/A"."""
-    return {k: (CONTENT_FREE if isinstance(v, str) and k != "id" else v) for k, v in doc.items()}
+    """The document with every text field (not the choices, nor a task description) replaced by "N/A"."""
+    return {k: (CONTENT_FREE if isinstance(v, str) and k not in ("id", "description") else v) for k, v in doc.items()}
 
 
 def max_context_length(model, tokenizer, override: int | None) -> int:
@@ -44,13 +44,15 @@ def max_context_length(model, tokenizer, override: int | None) -> int:
 
 def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int = 1234, limit: int | None = None,
                   batch_size: int = 8, scorer: str = "fast", calibrate: bool = False, max_length: int | None = None,
-                  bootstrap_iters: int = 1000, accelerator=None, progress: bool = False) -> TaskResult:
+                  bootstrap_iters: int = 1000, accelerator=None, progress: bool = False,
+                  chat: ChatFormat | None = None) -> TaskResult:
+    """``chat``: lm-eval's chat template, system instruction and multiturn demonstrations."""
     if scorer not in ("fast", "naive"):
         raise InputError(f"unknown scorer {scorer!r}: use 'fast' or 'naive'", field="scorer")
     start = time.perf_counter()
     docs = task.load_docs()
     # Without a separate fewshot split, demonstrations come from the whole evaluated split.
-    pool = task.load_docs(fewshot=True) if task.fewshot_data else docs
+    pool = task.load_docs(fewshot=True) if task.has_fewshot_split() else docs
     indices = list(range(len(docs) if limit is None else min(limit, len(docs))))
     if accelerator is not None and accelerator.num_processes > 1:
         indices = indices[accelerator.process_index::accelerator.num_processes]
@@ -60,14 +62,14 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
     records = []
     for i in indices:
         doc = docs[i]
-        demos = sample_demonstrations(pool, doc, num_fewshot, seed, task.name)
+        demos = sample_demonstrations(pool, doc, num_fewshot, seed, task.name, task.fewshot_sampler)
         records.append({"task": task.name, "index": i, "doc_id": doc["id"], "num_fewshot": num_fewshot,
                         "output_type": task.output_type, "fewshot_ids": [d["id"] for d in demos],
                         "choices": doc["choices"], "gold": doc["gold"], "_doc": doc, "_demos": demos})
     if task.output_type == "generate_until":
-        _generate(model, tokenizer, task, records, length, batch_size, pad, progress)
+        _generate(model, tokenizer, task, records, length, batch_size, pad, progress, chat)
     else:
-        _score(model, tokenizer, task, records, length, batch_size, pad, scorer, calibrate, progress)
+        _score(model, tokenizer, task, records, length, batch_size, pad, scorer, calibrate, progress, chat)
     for record in records:
         del record["_doc"], record["_demos"]
 
@@ -86,7 +88,7 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
     for r in records:
         if task.output_type == "multiple_choice":  # the argmax choice
             r["prediction"] = max(range(len(r["logprobs"])), key=r["logprobs"].__getitem__)
-        elif task.output_type == "target":  # whether greedy decoding gives the target
+        elif task.output_type in ("target", "loglikelihood"):  # whether greedy decoding gives the target
             r["prediction"] = r["is_greedy"][0]
         else:  # generate_until: the answer, cut at the first stop sequence
             r["prediction"] = r["answer"]
@@ -97,17 +99,17 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
 
 
 def _score(model, tokenizer, task: TaskSpec, records: list[dict], length: int, batch_size: int, pad: int,
-           scorer: str, calibrate: bool, progress: bool) -> None:
+           scorer: str, calibrate: bool, progress: bool, chat: ChatFormat | None) -> None:
     """Log-likelihood of every choice (and of the content-free input when calibrating)."""
     requests = []
     for record in records:
         doc, demos = record["_doc"], record["_demos"]
-        pairs = build_pairs(task, doc, demos)
+        pairs = build_pairs(task, doc, demos, chat, tokenizer)
         record["prompts"] = [c for c, _ in pairs]
-        record["continuations"] = [render(task.continuation, doc, c) for c in doc["choices"]]
+        record["continuations"] = [task.continuation_text(doc, c) for c in doc["choices"]]
         record["_requests"] = [encode_pair(tokenizer, c, k, length) for c, k in pairs]
         if calibrate and task.output_type == "multiple_choice":
-            cf_pairs = build_pairs(task, content_free(doc), demos)
+            cf_pairs = build_pairs(task, content_free(doc), demos, chat, tokenizer)
             record["_cf_requests"] = [encode_pair(tokenizer, c, k, length) for c, k in cf_pairs]
         requests += record["_requests"] + record.get("_cf_requests", [])
     if scorer == "fast":
@@ -127,7 +129,7 @@ def _score(model, tokenizer, task: TaskSpec, records: list[dict], length: int, b
 
 
 def _generate(model, tokenizer, task: TaskSpec, records: list[dict], length: int, batch_size: int, pad: int,
-              progress: bool) -> None:
+              progress: bool, chat: ChatFormat | None) -> None:
     """Greedy generation until a stop sequence; the answer is compared with the gold one."""
     room = length - task.max_gen_toks  # lm-eval: the context keeps what the new tokens leave of the window
     if room < 1:
@@ -135,7 +137,7 @@ def _generate(model, tokenizer, task: TaskSpec, records: list[dict], length: int
                          f"{length} tokens", path=task.source, field="max_gen_toks")
     contexts = []
     for record in records:
-        context = build_context(task, record["_doc"], record["_demos"])
+        context = build_context(task, record["_doc"], record["_demos"], chat, tokenizer)
         record["prompts"] = [context]
         record["target"] = gold_answer(task, record["_doc"])
         contexts.append(encode_context(tokenizer, context, room))

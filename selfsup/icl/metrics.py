@@ -10,16 +10,18 @@ from ..registry import Registry
 # example record (see harness.evaluate_task) -> 0/1
 METRICS: Registry[Callable[[dict], float]] = Registry("ICL metric")
 # Which metrics each output type reports (calibrated accuracy only when it was computed).
-REPORTED = {"multiple_choice": ["acc", "acc_norm"], "target": ["acc"], "generate_until": ["exact_match"]}
+REPORTED = {"multiple_choice": ["acc", "acc_norm"], "target": ["acc"], "loglikelihood": ["acc"],
+            "generate_until": ["exact_match"]}
 # The output types whose records a metric can read (log-likelihoods or generated text);
 # a metric not listed here (a user's own) is allowed on any.
-OUTPUT_TYPES_OF = {"acc": ("multiple_choice", "target"), "acc_norm": ("multiple_choice", "target"),
+OUTPUT_TYPES_OF = {"acc": ("multiple_choice", "target", "loglikelihood"),
+                   "acc_norm": ("multiple_choice", "target", "loglikelihood"),
                    "acc_calibrated": ("multiple_choice",), "exact_match": ("generate_until",)}
 
 
 @METRICS.register("acc")
 def acc(record: dict) -> float:
-    if record["output_type"] == "target":
+    if record["output_type"] in ("target", "loglikelihood"):  # whether greedy decoding gives the target
         return float(record["is_greedy"][0])
     return float(int(np.argmax(record["logprobs"])) == record["gold"])
 

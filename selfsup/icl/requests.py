@@ -8,41 +8,108 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import jinja2
+
+from ..errors import InputError
 from .tasks import TaskSpec
 
 
-def render(template: str, doc: dict, choice: str) -> str:
-    return template.format_map({**doc, "choice": choice})
+@dataclass(frozen=True)
+class ChatFormat:
+    """lm-eval's ``--apply_chat_template``, ``--system_instruction`` and ``--fewshot_as_multiturn``:
+    the prompt as messages rendered by the tokenizer's chat template, demonstrations as
+    user/assistant turns (multiturn) or all in one user message."""
+    apply_chat_template: bool = False
+    system_instruction: str | None = None
+    fewshot_as_multiturn: bool = False
 
 
-def demonstration(task: TaskSpec, doc: dict) -> str:
-    gold = doc["choices"][doc["gold"]]
-    return render(task.prompt, doc, gold) + task.target_delimiter + render(task.continuation, doc, gold)
+@dataclass
+class Message:
+    role: str          # system | user | assistant
+    content: str
+    delimiter: str = ""  # what follows the content in plain text (and in a single-turn chat)
 
 
-def _head(task: TaskSpec, demos: list[dict]) -> str:
-    """The description, then the demonstrations, each followed by the separator."""
-    if not demos:
-        return task.description
-    sep = task.fewshot_separator
-    return task.description + sep.join(demonstration(task, d) for d in demos) + sep
+def _maybe_delimit(prefix: str | None, suffix: str | None, delimiter: str) -> str:
+    """lm-eval's join of the system instruction and the description: the delimiter only where
+    neither side has whitespace at the seam."""
+    if not prefix or not suffix:
+        return prefix or suffix or ""
+    return prefix + suffix if prefix[-1].isspace() or suffix[0].isspace() else prefix + delimiter + suffix
 
 
-def build_pairs(task: TaskSpec, doc: dict, demos: list[dict]) -> list[tuple[str, str]]:
+def head_messages(task: TaskSpec, doc: dict, demos: list[dict], system_instruction: str | None = None
+                  ) -> list[Message]:
+    """The system instruction and description, then each demonstration as a question and its
+    gold answer (lm-eval's ``fewshot_context``)."""
+    system = _maybe_delimit(system_instruction, task.description_text(doc), task.fewshot_separator)
+    messages = [Message("system", system)] if system else []
+    for demo in demos:
+        gold = demo["choices"][demo["gold"]]
+        messages += [Message("user", task.prompt_text(demo, gold), task.target_delimiter),
+                     Message("assistant", task.continuation_text(demo, gold), task.fewshot_separator)]
+    return messages
+
+
+def render_messages(messages: list[Message], chat: ChatFormat | None = None, tokenizer=None) -> str:
+    """Plain text (each content followed by its delimiter), or the tokenizer's chat template
+    with the generation prompt added."""
+    if chat is None or not chat.apply_chat_template:
+        return "".join(m.content + m.delimiter for m in messages)
+    if chat.fewshot_as_multiturn:
+        turns = [{"role": m.role, "content": m.content} for m in messages]
+    else:  # lm-eval's multiturn_to_singleturn: everything after the system message is one user turn
+        system = messages[:1] if messages[0].role == "system" else []
+        rest = messages[len(system):]
+        text = "".join(m.content + m.delimiter for m in rest[:-1]) + rest[-1].content
+        turns = [{"role": m.role, "content": m.content} for m in system] + [{"role": "user", "content": text}]
+    return apply_chat_template(tokenizer, turns)
+
+
+def apply_chat_template(tokenizer, turns: list[dict]) -> str:
+    if getattr(tokenizer, "chat_template", None) is None:
+        raise InputError("--apply_chat_template: the tokenizer has no chat template", field="apply_chat_template")
+    kwargs = {"tokenize": False, "add_generation_prompt": True}
+    try:
+        return tokenizer.apply_chat_template(turns, **kwargs)
+    except jinja2.TemplateError:
+        # As lm-eval: templates that refuse a system role get the conversation without it.
+        return tokenizer.apply_chat_template([t for t in turns if t["role"] != "system"], **kwargs)
+
+
+def _delimiter(task: TaskSpec, chat: ChatFormat | None) -> str:
+    """Before the evaluated continuation: none under a chat template (the answer starts the
+    assistant turn) or for lm-eval's loglikelihood (its target carries its own space)."""
+    if (chat is not None and chat.apply_chat_template) or task.output_type == "loglikelihood":
+        return ""
+    return task.target_delimiter
+
+
+def build_pairs(task: TaskSpec, doc: dict, demos: list[dict], chat: ChatFormat | None = None,
+                tokenizer=None) -> list[tuple[str, str]]:
     """``[(context, continuation)]``, one per choice."""
-    head = _head(task, demos)
-    return [(head + render(task.prompt, doc, c), task.target_delimiter + render(task.continuation, doc, c))
-            for c in doc["choices"]]
+    head = head_messages(task, doc, demos, chat and chat.system_instruction)
+    contexts: dict[str, str] = {}  # prompt -> rendered context: most tasks share one prompt
+    pairs = []
+    for c in doc["choices"]:
+        prompt = task.prompt_text(doc, c)
+        if prompt not in contexts:
+            contexts[prompt] = render_messages(head + [Message("user", prompt)], chat, tokenizer)
+        pairs.append((contexts[prompt], _delimiter(task, chat) + task.continuation_text(doc, c)))
+    return pairs
 
 
-def build_context(task: TaskSpec, doc: dict, demos: list[dict]) -> str:
-    """generate_until: the text the model continues (its prompt never uses ``{choice}``)."""
-    return _head(task, demos) + render(task.prompt, doc, "")
+def build_context(task: TaskSpec, doc: dict, demos: list[dict], chat: ChatFormat | None = None,
+                  tokenizer=None) -> str:
+    """generate_until: the text the model continues (its prompt never uses the choice)."""
+    head = head_messages(task, doc, demos, chat and chat.system_instruction)
+    return render_messages(head + [Message("user", task.prompt_text(doc, ""))], chat, tokenizer)
 
 
 def gold_answer(task: TaskSpec, doc: dict) -> str:
     """generate_until: the expected answer, as the demonstrations show it after the delimiter."""
-    return render(task.continuation, doc, doc["choices"][doc["gold"]])
+    return task.continuation_text(doc, doc["choices"][doc["gold"]])
 
 
 @dataclass

@@ -18,18 +18,21 @@ from pathlib import Path
 from ..errors import InputError
 from ..jsonl import read_jsonl
 from .harness import TaskResult
+from .models import weights_fingerprint
 from .tasks import TaskSpec
 
 # The flags a result depends on. Not batch_size, the process count or the device: they change
 # log-likelihoods by float noise only (fast == naive within 1e-4 at any batch size, tested).
 SETTINGS = ("model", "gguf_file", "peft", "dtype", "seed", "limit", "max_length", "scorer", "calibrate",
-            "bootstrap_iters")
+            "bootstrap_iters", "apply_chat_template", "system_instruction", "fewshot_as_multiturn")
 
 
 def result_settings(args, task: TaskSpec, num_fewshot: int) -> dict:
     """What a (task, shots) result depends on, as JSON would give it back. ``args``: ICLArguments."""
     spec = {k: v for k, v in dataclasses.asdict(task).items() if k != "source"}  # where the YAML lies is not what it says
     settings = {name: getattr(args, name) for name in SETTINGS} | {"num_fewshot": num_fewshot, "task": spec}
+    # The path alone would reuse the results of a model since retrained and saved at the same path.
+    settings["weights_sha256"] = weights_fingerprint(args.model, args.gguf_file, args.peft)
     return json.loads(json.dumps(settings))  # tuples -> lists, so it compares equal to a saved copy
 
 
