@@ -115,3 +115,39 @@ def test_a_changed_task_spec_is_refused(tiny_model, shared_data, tmp_path, score
     spec.write_text(original.replace('prompt: "{premise} {connector}"', 'prompt: "{premise}, {connector}"'))
     with pytest.raises(InputError, match=r"result_copa_0shot\.json: field 'task\.prompt'"):
         icl_eval.main(run)
+
+
+def test_a_model_retrained_at_the_same_path_is_refused(tiny_model, shared_data, tmp_path, scored):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_model, model)
+    run = ["--model", str(model), "--tasks", "copa", "--limit", "2", "--output_dir", str(tmp_path / "out")]
+    icl_eval.main(run)
+    weights = model / "model.safetensors"
+    state = load_file(weights)
+    name = next(iter(state))
+    state[name] = state[name] + 1  # "retrained": same path, same size, other weights
+    save_file(state, weights, metadata={"format": "pt"})
+    with pytest.raises(InputError, match=r"result_copa_0shot\.json: field 'weights_sha256'"):
+        icl_eval.main(run)
+
+
+@pytest.mark.parametrize("flag,value,message", [("limit", 0, "--limit must be at least 1, got 0"),
+                                                ("limit", -3, "--limit must be at least 1"),
+                                                ("dtype", "float64", "--dtype must be one of float32, bfloat16, "
+                                                                     "float16, got 'float64'")])
+def test_limits_and_dtypes_that_cannot_run_are_refused_naming_the_flag(flag, value, message):
+    from selfsup.icl.config import ICLArguments
+
+    with pytest.raises(InputError, match=message):
+        ICLArguments(model="m", tasks="copa", **{flag: value})
+
+
+def test_a_missing_model_folder_is_named_as_such(tmp_path):
+    from selfsup.icl.models import load_model
+
+    with pytest.raises(InputError, match="not found locally, and not a valid Hub id"):
+        load_model(str(tmp_path / "runs" / "gpt" / "final"))
