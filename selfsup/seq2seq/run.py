@@ -102,6 +102,22 @@ class Collator:
         return batch
 
 
+def new_model(m: Seq2SeqModelArguments, tokenizer: WordTokenizer, max_length: int = 0
+              ) -> SelfsupSeq2SeqForConditionalGeneration:
+    """A randomly initialised model of the sizes in ``m`` for ``tokenizer``'s vocabulary, with
+    positions for at least ``max_length`` tokens."""
+    config = SelfsupSeq2SeqConfig(
+        vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_hidden_layers,
+        num_decoder_layers=m.num_decoder_layers, num_attention_heads=m.num_attention_heads,
+        intermediate_size=m.intermediate_size, hidden_dropout_prob=m.hidden_dropout_prob,
+        attention_probs_dropout_prob=m.attention_probs_dropout_prob,
+        max_position_embeddings=max(m.max_position_embeddings, max_length),
+        use_copy=m.copy, use_coverage=m.coverage, coverage_loss_weight=m.coverage_loss_weight,
+        pad_token_id=tokenizer.pad_id, unk_token_id=tokenizer.unk_id, bos_token_id=tokenizer.bos_id,
+        eos_token_id=tokenizer.eos_id, decoder_start_token_id=tokenizer.bos_id)
+    return SelfsupSeq2SeqForConditionalGeneration(config)
+
+
 def _columns(spec: str) -> str | list[str]:
     cols = [c.strip() for c in spec.split(",") if c.strip()]
     return cols[0] if len(cols) == 1 else cols
@@ -158,17 +174,7 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
     else:
         tokenizer = WordTokenizer.train((t for p in train_pairs for t in (p.source, p.target)),
                                         data_args.vocab_size, data_args.min_frequency)
-        m = model_args
-        config = SelfsupSeq2SeqConfig(
-            vocab_size=len(tokenizer), hidden_size=m.hidden_size, num_hidden_layers=m.num_hidden_layers,
-            num_decoder_layers=m.num_decoder_layers, num_attention_heads=m.num_attention_heads,
-            intermediate_size=m.intermediate_size, hidden_dropout_prob=m.hidden_dropout_prob,
-            attention_probs_dropout_prob=m.attention_probs_dropout_prob,
-            max_position_embeddings=max(m.max_position_embeddings, data_args.max_source_length, data_args.max_target_length),
-            use_copy=m.copy, use_coverage=m.coverage, coverage_loss_weight=m.coverage_loss_weight,
-            pad_token_id=tokenizer.pad_id, unk_token_id=tokenizer.unk_id, bos_token_id=tokenizer.bos_id,
-            eos_token_id=tokenizer.eos_id, decoder_start_token_id=tokenizer.bos_id)
-        model = SelfsupSeq2SeqForConditionalGeneration(config)
+        model = new_model(model_args, tokenizer, max(data_args.max_source_length, data_args.max_target_length))
     copy = model.config.use_copy
     dataset = EncodedPairs(train_pairs, tokenizer, copy, data_args.max_source_length, data_args.max_target_length)
     validation = read_pairs(data_args.validation_file, data_args.source_column, eval_target)[

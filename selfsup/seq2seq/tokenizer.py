@@ -16,6 +16,7 @@ from transformers import AutoTokenizer, PreTrainedTokenizerFast
 
 PAD, UNK, BOS, EOS = "[PAD]", "[UNK]", "[BOS]", "[EOS]"
 SPECIALS = [PAD, UNK, BOS, EOS]
+MASK = "[MASK]"  # denoising pretraining's mask (selfsup.seq2seq.noising); after the four above, so their ids stay 0-3
 
 
 @dataclass
@@ -38,18 +39,22 @@ class WordTokenizer:
         self.id_to_word = {i: w for w, i in self.vocab.items()}
         self.pad_id, self.unk_id = self.vocab[PAD], self.vocab[UNK]
         self.bos_id, self.eos_id = self.vocab[BOS], self.vocab[EOS]
+        self.mask_id = self.vocab.get(MASK)  # None: a vocabulary trained without it (fine-tuning only)
         self._split = pre_tokenizers.Whitespace()
 
     @classmethod
-    def train(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 1) -> "WordTokenizer":
-        """The ``vocab_size`` most frequent words of ``texts`` (specials included)."""
+    def train(cls, texts: Iterable[str], vocab_size: int, min_frequency: int = 1,
+              mask: bool = False) -> "WordTokenizer":
+        """The ``vocab_size`` most frequent words of ``texts`` (specials included; ``[MASK]``
+        too when ``mask``)."""
         tok = Tokenizer(models.WordLevel(unk_token=UNK))
         tok.pre_tokenizer = pre_tokenizers.Whitespace()
         tok.decoder = decoders.WordPiece()  # joins with spaces; no '##' pieces in a word vocabulary
         tok.train_from_iterator(texts, trainers.WordLevelTrainer(
-            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS, show_progress=False))
+            vocab_size=vocab_size, min_frequency=min_frequency, special_tokens=SPECIALS + [MASK] * mask,
+            show_progress=False))
         return cls(PreTrainedTokenizerFast(tokenizer_object=tok, pad_token=PAD, unk_token=UNK,
-                                           bos_token=BOS, eos_token=EOS))
+                                           bos_token=BOS, eos_token=EOS, **({"mask_token": MASK} if mask else {})))
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "WordTokenizer":
