@@ -18,7 +18,7 @@ from selfsup.cli import parse_config, run_script
 from selfsup.finetune.config import FinetuneConfig
 from selfsup.finetune.run import run
 from selfsup.finetune.tasks import finetune_tasks, get_task
-from selfsup.errors import InputError
+from selfsup.errors import InputError, SplitNotFound
 from selfsup.training import TrainingConfig
 
 DEFAULTS = {"output_dir": "outputs/finetune", "learning_rate": 5e-5, "num_train_epochs": 3.0,
@@ -32,15 +32,19 @@ def main(args: list[str] | None = None) -> list[dict]:
         PartialState().destroy_process_group()  # gloo aborts at exit otherwise
         return results
     get_task("glue/sst2")  # loads the task definitions
-    results = []
+    results, skipped = [], []
     for name in finetune_tasks.names():
         if not name.startswith("glue/"):
             continue
         try:
             results.append(run(replace(cfg, task=name),
                                replace(train_cfg, output_dir=f"{train_cfg.output_dir}/{name.split('/')[1]}")))
-        except InputError as e:
+        except SplitNotFound as e:  # only a split that is not there; any other error stops the run
             print(f"skipping {name}: {e}")
+            skipped.append(name)
+    if not results:
+        raise InputError(f"no GLUE task ran: the train or dev split of each is missing ({', '.join(skipped)})",
+                         field="data_dir")
     print(f"\n{'task':<22}{'metric':<12}{'value':>8}")
     for r in results:
         for k, v in r["best"].items():

@@ -19,6 +19,7 @@ from transformers import AutoModelForSeq2SeqLM
 
 import selfsup  # noqa: F401  (registers selfsup-seq2seq)
 from selfsup.jsonl import read_jsonl
+from selfsup.resources import require_model
 from selfsup.cli import parse_config, run_script
 from selfsup.errors import InputError
 from selfsup.seq2seq.data import Pair
@@ -57,7 +58,7 @@ def main(argv: list[str] | None = None) -> list[str]:
     args, gen = parse_config((GenerateArguments, GenerationArguments), argv, description=__doc__)
     if args.model_name_or_path is None:
         raise InputError("--model_name_or_path is required", field="model_name_or_path")
-    model = AutoModelForSeq2SeqLM.from_pretrained(args.model_name_or_path)
+    model = AutoModelForSeq2SeqLM.from_pretrained(require_model(args.model_name_or_path))
     model.to("cuda" if torch.cuda.is_available() else "cpu")
     tokenizer = WordTokenizer.from_pretrained(args.model_name_or_path)
     sources = read_sources(args)

@@ -23,3 +23,9 @@ class InputError(ValueError):
         if field is not None:
             where += f"field {field!r}: "
         super().__init__(where + message)
+
+
+class SplitNotFound(InputError):
+    """A dataset split whose file is not there (GLUE's test sets, MNLI in shared/data...).
+
+    Runs over many tasks skip these and nothing else: a malformed file stays an error."""

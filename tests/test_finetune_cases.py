@@ -48,6 +48,7 @@ def tiny_selfsup_bert(tmp_path_factory, minilm_path, tokenizer):
     ("sentence\tlabel\ngood movie\t1\nbad movie\t7\n", "unknown label '7'", 3),
     ("sentence\tlabel\n\t1\n", "empty text", 2),
     ("sentence\tlabel\ngood movie\n", "malformed row", 2),
+    ("sentence\tlabel\ngood movie\t1\nbad\tmovie\t0\n", "malformed row: 3 fields, expected 2", 3),  # a stray tab
 ])
 def test_bad_tsv_rows_are_rejected_naming_file_and_line(tmp_path, content, message, line):
     path = tmp_path / "train.tsv"
@@ -93,6 +94,93 @@ def test_every_glue_task_is_registered_and_typos_get_suggestions(shared_data):
         get_task("glue/mrcp")
     with pytest.raises(InputError, match="MNLI"):
         get_task("glue/mnli").read(None, "validation")  # not in shared/data: a clear message
+
+
+# Each GLUE test file's header as download_glue_data.py writes it, and where the text lies.
+GLUE_TEST_LAYOUTS = {
+    "cola": ("CoLA/test.tsv", "index\tsentence", 1, None),
+    "sst2": ("SST-2/test.tsv", "index\tsentence", 1, None),
+    "mrpc": ("MRPC/test.tsv", "index\t#1 ID\t#2 ID\t#1 String\t#2 String", 3, 4),
+    "stsb": ("STS-B/test.tsv", "index\tgenre\tfilename\tyear\told_index\tsource1\tsource2\tsentence1\tsentence2", 7, 8),
+    "qqp": ("QQP/test.tsv", "id\tquestion1\tquestion2", 1, 2),
+    "mnli": ("MNLI/test_matched.tsv", "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\t"
+             "sentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2", 8, 9),
+    "mnli_mismatched": ("MNLI/test_mismatched.tsv", "index\tpromptID\tpairID\tgenre\tsentence1_binary_parse\t"
+                        "sentence2_binary_parse\tsentence1_parse\tsentence2_parse\tsentence1\tsentence2", 8, 9),
+    "qnli": ("QNLI/test.tsv", "index\tquestion\tsentence", 1, 2),
+    "rte": ("RTE/test.tsv", "index\tsentence1\tsentence2", 1, 2),
+    "wnli": ("WNLI/test.tsv", "index\tsentence1\tsentence2", 1, 2),
+}
+
+
+@pytest.mark.parametrize("name", sorted(GLUE_TEST_LAYOUTS))
+def test_every_glue_test_layout_is_read_with_its_own_index(name, tmp_path):
+    file, header, text, pair = GLUE_TEST_LAYOUTS[name]
+    path = tmp_path / "glue" / file
+    path.parent.mkdir(parents=True)
+    width = header.count("\t") + 1
+    rows = []
+    for index in (7, 3):  # the file's index, not the row's position, goes into a submission
+        row = [f"{index}"] + [f"f{index}.{c}" for c in range(1, width)]
+        rows.append("\t".join(row))
+    path.write_text(header + "\n" + "\n".join(rows) + "\n")
+    examples = get_task(f"glue/{name}").read(tmp_path, "test")
+    assert [e["idx"] for e in examples] == [7, 3]
+    assert [e["text"] for e in examples] == [f"f7.{text}", f"f3.{text}"]
+    assert [e["text_pair"] for e in examples] == ([None, None] if pair is None else [f"f7.{pair}", f"f3.{pair}"])
+    assert all(e["label"] is None for e in examples)
+
+
+def test_hub_labels_follow_the_hub_names_not_our_order(monkeypatch):
+    """nyu-mll/glue numbers MNLI entailment=0, neutral=1, contradiction=2; ours are sorted."""
+    import datasets
+
+    hub = datasets.Dataset.from_dict(
+        {"premise": ["p0", "p1", "p2", "p3"], "hypothesis": ["h0", "h1", "h2", "h3"], "label": [0, 1, 2, -1],
+         "idx": [0, 1, 2, 3]},
+        features=datasets.Features({"premise": datasets.Value("string"), "hypothesis": datasets.Value("string"),
+                                    "label": datasets.ClassLabel(names=["entailment", "neutral", "contradiction"]),
+                                    "idx": datasets.Value("int32")}))
+    asked = []
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: asked.append((a, k)) or hub)
+    task = get_task("glue/mnli_mismatched")
+    examples = task.read("hub", "validation")
+    assert asked == [(("nyu-mll/glue", "mnli"), {"split": "validation_mismatched"})]
+    assert [task.labels[e["label"]] for e in examples[:3]] == ["entailment", "neutral", "contradiction"]
+    assert examples[3]["label"] is None and examples[0]["text_pair"] == "h0"
+
+
+@pytest.mark.parametrize("name,hub_names", [("wnli", ["not_entailment", "entailment"]),
+                                            ("cola", ["unacceptable", "acceptable"]),
+                                            ("rte", ["entailment", "not_entailment"])])
+def test_hub_binary_labels_mean_what_the_local_files_mean(name, hub_names, monkeypatch):
+    import datasets
+
+    columns = {"cola": ("sentence",)}.get(name, ("sentence1", "sentence2"))
+    hub = datasets.Dataset.from_dict({**{c: ["a", "b"] for c in columns}, "label": [0, 1]},
+                                     features=datasets.Features({**{c: datasets.Value("string") for c in columns},
+                                                                 "label": datasets.ClassLabel(names=hub_names)}))
+    monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: hub)
+    task = get_task(f"glue/{name}")
+    local = {"wnli": ["0", "1"], "cola": ["0", "1"], "rte": ["entailment", "not_entailment"]}[name]
+    assert [task.labels[e["label"]] for e in task.read("hub", "train")] == local
+
+
+def test_zero_sample_limits_are_refused_naming_the_flag():
+    for flag in ("max_train_samples", "max_eval_samples"):
+        with pytest.raises(InputError, match=f"--{flag} must be at least 1, got 0"):
+            FinetuneConfig(task="glue/rte", model_name_or_path="x", **{flag: 0})
+    from selfsup.cli import parse_config
+
+    with pytest.raises(InputError, match="max_train_samples"):
+        parse_config((FinetuneConfig, TrainingConfig), ["--max_train_samples", "0"])
+
+
+def test_a_missing_model_folder_is_named_as_such(tmp_path):
+    cfg = FinetuneConfig(task="glue/rte", model_name_or_path=str(tmp_path / "run" / "best"))
+    with pytest.raises(InputError, match="not found locally, and not a valid Hub id") as err:
+        run(cfg, TrainingConfig(output_dir=str(tmp_path / "out"), report_to="none"))
+    assert str(tmp_path / "run" / "best") in str(err.value)
 
 
 # -- windows lose nothing ---------------------------------------------------------------------
@@ -316,6 +404,64 @@ def test_script_runs_every_available_glue_task_and_prints_one_table(tmp_path, sh
     table = printed[printed.index("task "):]
     assert "glue/stsb" in table and "pearson" in table and "mcc" in table
     assert all((tmp_path / r["task"].split("/")[1] / "metrics.json").exists() for r in results)
+
+
+def _glue_subset(shared_data, root, folder, rows=17):
+    (root / "glue" / folder).mkdir(parents=True)
+    for name in ("train.tsv", "dev.tsv"):
+        lines = (shared_data / "glue" / folder / name).read_text().splitlines()[:rows]
+        (root / "glue" / folder / name).write_text("\n".join(lines) + "\n")
+    return root / "glue" / folder
+
+
+def test_a_real_cola_test_file_gets_a_submission_with_its_own_index(tmp_path, shared_data, tiny_selfsup_bert):
+    cola = _glue_subset(shared_data, tmp_path, "CoLA")
+    (cola / "test.tsv").write_text("index\tsentence\n1041\tBill ate the peaches.\n1042\tThe peaches ate.\n")
+    cfg = FinetuneConfig(task="glue/cola", model_name_or_path=str(tiny_selfsup_bert), data_dir=str(tmp_path),
+                         max_seq_length=32)
+    out = tmp_path / "out"
+    result = run(cfg, TrainingConfig(output_dir=str(out), max_steps=1, per_device_train_batch_size=8,
+                                     report_to="none"))
+    rows = [r.split("\t") for r in (out / "CoLA.tsv").read_text().splitlines()]
+    assert [r[0] for r in rows] == ["index", "1041", "1042"] and all(r[1] in ("0", "1") for r in rows[1:])
+    assert json.loads((out / "metrics.json").read_text())["submission"] == result["submission"] == str(out / "CoLA.tsv")
+
+
+def test_dev_metrics_are_written_before_the_test_file_is_read(tmp_path, shared_data, tiny_selfsup_bert):
+    rte = _glue_subset(shared_data, tmp_path, "RTE")
+    (rte / "test.tsv").write_text("index\tsentence1\tsentence2\n0\ta\tb\n1\ta\tb\textra\n")
+    cfg = FinetuneConfig(task="glue/rte", model_name_or_path=str(tiny_selfsup_bert), data_dir=str(tmp_path),
+                         max_seq_length=32)
+    out = tmp_path / "out"
+    with pytest.raises(InputError, match="malformed row") as err:
+        run(cfg, TrainingConfig(output_dir=str(out), max_steps=1, per_device_train_batch_size=8, report_to="none"))
+    assert f"{rte / 'test.tsv'}:3" in str(err.value)
+    assert "accuracy" in json.loads((out / "metrics.json").read_text())["best"]
+
+
+def _finetune_script():
+    sys.path.insert(0, str(HERE.parent / "scripts"))
+    try:
+        import finetune as script
+    finally:
+        sys.path.pop(0)
+    return script
+
+
+def test_glue_all_skips_only_missing_splits(tmp_path, shared_data):
+    script = _finetune_script()
+    args = ["--task", "glue/all", "--model_name_or_path", str(tmp_path), "--output_dir", str(tmp_path / "out"),
+            "--report_to", "none"]
+    with pytest.raises(InputError, match="no glue/ folder"):  # a wrong --data_dir is not "every split missing"
+        script.main(args + ["--data_dir", str(tmp_path / "typo")])
+    (tmp_path / "glue").mkdir()
+    with pytest.raises(InputError, match="no GLUE task ran"):
+        script.main(args + ["--data_dir", str(tmp_path)])
+    rte = _glue_subset(shared_data, tmp_path, "RTE")
+    (rte / "train.tsv").write_text((rte / "train.tsv").read_text() + "9\ta\tb\tentailment\textra\n")
+    with pytest.raises(InputError, match="malformed row") as err:  # not skipped
+        script.main(args + ["--data_dir", str(tmp_path)])
+    assert str(rte / "train.tsv") in str(err.value)
 
 
 @pytest.mark.parametrize("path", sorted((HERE.parent / "configs" / "finetune").glob("*.yaml")), ids=lambda p: p.stem)

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ..errors import InputError
+
 
 @dataclass
 class FinetuneConfig:
@@ -18,10 +20,18 @@ class FinetuneConfig:
     max_answer_length: int = 30
     null_score_diff_threshold: float = 0.0
     label_all_tokens: bool = False
-    max_train_samples: int | None = None
-    max_eval_samples: int | None = None
+    max_train_samples: int | None = field(default=None, metadata={"help": "the first n training examples (default: all)"})
+    max_eval_samples: int | None = field(default=None, metadata={"help": "the first n dev examples (default: all)"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0: full fine-tuning)"})
     lora_alpha: int = 16
     lora_dropout: float = 0.1
     lora_target_modules: str | None = field(default=None, metadata={
         "help": "comma-separated module names; default: the attention projections of the backbone"})
+
+    def __post_init__(self):
+        # 0 is not "all" (leave the flag out for that) and would train on nothing.
+        for name in ("max_train_samples", "max_eval_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise InputError(f"--{name} must be at least 1, got {value} (leave it out to use every example)",
+                                 field=name)

