@@ -82,6 +82,7 @@ metric_list:
     "wino.yaml": """\
 include: _base.yaml
 task: toy_wino
+num_fewshot: 1   # used when the command line gives no shots, by lm-eval and by scripts/icl_eval.py
 output_type: multiple_choice
 fewshot_delimiter: "\\n###\\n"
 doc_to_text: "{{answer|int - 1}}"
@@ -222,3 +223,28 @@ def test_a_group_and_a_tag_expand_to_the_tasks_lm_eval_loads(folder):
     assert [t.name for t in get_tasks("toy_tag", include_path=str(folder))] == ["toy_siqa"]
     everything = sorted(t.name for t in get_tasks(str(folder)))
     assert everything == ["toy_gen", "toy_lastword", "toy_siqa", "toy_wino"]
+
+
+def test_the_script_runs_a_group_from_include_path_with_a_chat_template_as_lm_eval(folder, tmp_path):
+    import importlib.util
+    from pathlib import Path
+
+    spec = importlib.util.spec_from_file_location("icl_eval", Path(__file__).parent.parent / "scripts" / "icl_eval.py")
+    icl_eval = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(icl_eval)
+    icl_eval.main(["--model", str(folder / "model"), "--tasks", "toy_group", "--include_path", str(folder),
+                   "--apply_chat_template", "--system_instruction", "Be brief.", "--output_dir", str(tmp_path)])
+    results = json.loads((tmp_path / "results.json").read_text())
+    prov = results["provenance"]
+    assert (prov["apply_chat_template"], prov["system_instruction"], prov["fewshot_as_multiturn"]) == (
+        True, "Be brief.", True)  # multiturn by default under a chat template, as lm-eval's CLI
+    assert prov["num_fewshot"] == {"toy_siqa": [0], "toy_wino": [1]}  # each task's own num_fewshot
+    assert results["tasks"]["toy_wino"]["dialect"] == "lm-eval" and set(results["results"]) == {"toy_siqa", "toy_wino"}
+    saved = json.loads((tmp_path / "result_toy_wino_1shot.json").read_text())
+    assert saved["settings"]["apply_chat_template"] is True and saved["settings"]["system_instruction"] == "Be brief."
+    reference = lm_eval_run(folder, "toy_wino", None, ChatFormat(True, "Be brief.", fewshot_as_multiturn=True))
+    samples = sorted(reference["samples"]["toy_wino"], key=lambda s: s["doc_id"])
+    ours = [json.loads(line) for line in (tmp_path / "samples_toy_wino_1shot.jsonl").read_text().splitlines()]
+    for sample, record in zip(samples, ours, strict=True):
+        assert record["prompts"] == [ctx for ctx, _ in sample["arguments"]]
+        assert record["logprobs"] == pytest.approx([ll for ll, _ in sample["filtered_resps"]], abs=1e-4)
