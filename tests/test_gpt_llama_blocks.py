@@ -40,7 +40,7 @@ def as_selfsup(llama: LlamaForCausalLM, **config_overrides) -> SelfsupGPTForCaus
     for k, v in config_overrides.items():
         setattr(config, k, v)
     ours = SelfsupGPTForCausalLM(config).eval()
-    load_into(ours, hf_to_selfsup(llama.state_dict(), config.num_hidden_layers), to_hf=False, path="test")
+    load_into(ours, hf_to_selfsup(llama.state_dict(), config.num_hidden_layers), path="test")
     return ours
 
 

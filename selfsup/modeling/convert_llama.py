@@ -145,19 +145,20 @@ def config_to_hf(config: SelfsupGPTConfig):
         tie_word_embeddings=config.tie_word_embeddings)
 
 
-def load_into(model: torch.nn.Module, mapped: dict[str, torch.Tensor], to_hf: bool, path: Path) -> None:
-    """Copy ``mapped`` into ``model``; a tensor of the wrong shape, a missing or an unexpected
-    one is an error naming it (its name in the source checkpoint)."""
-    expected = model.state_dict()
-    tied = model.config.tie_word_embeddings
-    head = "lm_head.weight"
+def check_shapes(state: dict[str, torch.Tensor], expected: dict[str, torch.Tensor], path: Path | str) -> None:
+    """A source tensor whose shape is not the one the config needs is an error naming it."""
+    for name, tensor in state.items():
+        if name in expected and tensor.shape != expected[name].shape:
+            raise InputError(f"tensor {name!r} has shape {tuple(tensor.shape)}, the config needs "
+                             f"{tuple(expected[name].shape)}", path=path)
+
+
+def load_into(model: torch.nn.Module, mapped: dict[str, torch.Tensor], path: Path | str) -> None:
+    """Copy ``mapped`` (target names) into ``model``; a missing or unexpected tensor is an error.
+    A tied model's LM head is the embedding, whether or not the checkpoint stores it."""
+    tied, head = model.config.tie_word_embeddings, "lm_head.weight"
     if tied:
         mapped.pop(head, None)
-    source_name = dict(pairs for pairs in _source_names(model.config.num_hidden_layers, to_hf))
-    for name, tensor in mapped.items():
-        if name in expected and tensor.shape != expected[name].shape:
-            raise InputError(f"tensor {source_name.get(name, name)} has shape {tuple(tensor.shape)}, the config "
-                             f"needs {tuple(expected[name].shape)} (for {name})", path=path)
     missing, unexpected = model.load_state_dict(mapped, strict=False)
     missing = [k for k in missing if not (tied and k == head)]
     if missing or unexpected:
@@ -167,21 +168,11 @@ def load_into(model: torch.nn.Module, mapped: dict[str, torch.Tensor], to_hf: bo
         model.tie_weights()
 
 
-def _source_names(num_layers: int, to_hf: bool):
-    """(target tensor name, source tensor name(s)) for error messages."""
-    for hfs, ours in _names(num_layers):
-        for suffix in ("weight", "bias"):
-            hf_names = [f"{h}.{suffix}" for h in hfs]
-            if to_hf:
-                yield from ((h, f"{ours}.{suffix}") for h in hf_names)
-            else:
-                yield f"{ours}.{suffix}", " + ".join(hf_names)
-
-
 def convert(src: str | Path, dst: str | Path, to_hf: bool, gguf_file: str | None = None) -> Path:
     """Convert a checkpoint folder (or a GGUF file in ``src``, dequantised to float32);
     tokenizer files are copied along. Returns ``dst``."""
     from transformers import AutoConfig, AutoTokenizer, LlamaForCausalLM
+    from transformers.initialization import no_init_weights
 
     from .gpt import SelfsupGPTForCausalLM
 
@@ -205,13 +196,18 @@ def convert(src: str | Path, dst: str | Path, to_hf: bool, gguf_file: str | None
         else:
             config = config_from_hf(config_dict, path=src / "config.json")
         state = read_state_dict(src)
+    # Every weight is loaded next (a missing one is an error): skip the random init (seconds at 135M).
+    with no_init_weights():
+        model = LlamaForCausalLM(config_to_hf(config)) if to_hf else SelfsupGPTForCausalLM(config)
     if to_hf:
-        model, mapped = LlamaForCausalLM(config_to_hf(config)), selfsup_to_hf(state, config)
+        check_shapes(state, hf_to_selfsup(model.state_dict(), config.num_hidden_layers), src)
+        mapped = selfsup_to_hf(state, config)
     else:
-        model, mapped = SelfsupGPTForCausalLM(config), hf_to_selfsup(state, config.num_hidden_layers)
+        check_shapes(state, selfsup_to_hf(model.state_dict(), config), src)
+        mapped = hf_to_selfsup(state, config.num_hidden_layers)
     dtypes = {t.dtype for t in mapped.values()}
     model.to(dtypes.pop() if len(dtypes) == 1 else torch.float32)  # keep a bf16 checkpoint bf16
-    load_into(model, mapped, to_hf, src)
+    load_into(model, mapped, src)
     dst.mkdir(parents=True, exist_ok=True)
     model.save_pretrained(dst)
     if gguf_file is not None:
