@@ -31,22 +31,26 @@ from selfsup.pretrain.model_card import package_versions
 from selfsup.seq2seq.denoising import DenoisingChunks, DenoisingCollator, DenoisingDataArguments, make_evaluate_fn
 from selfsup.seq2seq.noising import NoiseConfig
 from selfsup.seq2seq.run import Seq2SeqModelArguments, new_model
+from selfsup.seq2seq.subword import TOKENIZER_TYPES, load_or_train_tokenizer
 from selfsup.seq2seq.tokenizer import WordTokenizer
 from selfsup.training import Trainer, TrainingConfig
 from selfsup.training.loop import make_accelerator
 
-# The embedded default: Python's docstrings, a 2+2-layer model of width 128, 700 steps of
-# 32 chunks of <= 64 words: about 4 minutes on 2 shared CPU cores.
+# The embedded default: Python's docstrings, a 2+2-layer model of width 128, 600 steps of
+# 16 chunks of <= 64 words (~1.7 epochs).
 DEFAULTS = {"output_dir": "outputs/pretrain-seq2seq", "max_source_length": 64, "hidden_size": 128,
             "num_hidden_layers": 2, "num_decoder_layers": 2, "num_attention_heads": 2, "intermediate_size": 512,
-            "learning_rate": 1e-3, "warmup_ratio": 0.05, "max_steps": 700,
-            "per_device_train_batch_size": 32, "eval_steps": 200, "logging_steps": 20}
+            "learning_rate": 1e-3, "warmup_ratio": 0.05, "max_steps": 600, "per_device_train_batch_size": 16,
+            "eval_steps": 200, "logging_steps": 20}
 
 
 def main(args: list[str] | None = None) -> dict:
     data_cfg, model_cfg, train_cfg = parse_config((DenoisingDataArguments, Seq2SeqModelArguments, TrainingConfig),
                                                   args, __doc__, defaults=DEFAULTS)
     noise = NoiseConfig.parse(data_cfg.noise)  # a bad name or rate fails here, before any reading
+    if data_cfg.tokenizer_type not in TOKENIZER_TYPES:
+        raise InputError(f"must be one of {', '.join(TOKENIZER_TYPES)}, got {data_cfg.tokenizer_type!r}",
+                         field="tokenizer_type")
     accelerator = make_accelerator(train_cfg)
     start = time.time()
     out_dir = Path(train_cfg.output_dir)
@@ -63,16 +67,17 @@ def main(args: list[str] | None = None) -> dict:
     train_docs = split["train"] if split else documents
     eval_docs = split["test"]["sentences"] if split else []
 
-    # Tokenizer: --tokenizer_name, the checkpoint's own when continuing, else a word vocabulary
+    # Tokenizer: --tokenizer_name, the checkpoint's own when continuing, else one of --tokenizer_type
     # (with [MASK]) trained on the training documents by the main process, then read by all.
     tok_path = data_cfg.tokenizer_name or model_cfg.model_name_or_path
     if tok_path is None:
         tok_path = out_dir / "tokenizer"
         with accelerator.main_process_first():
             if accelerator.is_main_process and not (tok_path / "tokenizer.json").exists():
-                WordTokenizer.train((s for doc in train_docs["sentences"] for s in doc), data_cfg.vocab_size,
-                                    data_cfg.min_frequency, mask=True).save_pretrained(tok_path)
-    tokenizer = WordTokenizer.from_pretrained(tok_path)
+                texts = (s for doc in train_docs["sentences"] for s in doc)
+                load_or_train_tokenizer(None, data_cfg.tokenizer_type, texts, data_cfg.vocab_size,
+                                        data_cfg.min_frequency, mask=True).save_pretrained(tok_path)
+    tokenizer = WordTokenizer.from_pretrained(tok_path)  # word level or WordPiece, as the folder says
 
     train_chunks = DenoisingChunks(train_docs["sentences"], tokenizer, data_cfg.max_source_length)
     eval_chunks = DenoisingChunks(eval_docs, tokenizer, data_cfg.max_source_length)

@@ -18,6 +18,7 @@ import selfsup  # noqa: F401
 from selfsup.errors import InputError
 from selfsup.seq2seq.denoising import DenoisingChunks, DenoisingCollator, chunk_document
 from selfsup.seq2seq.noising import NoiseConfig
+from selfsup.seq2seq.subword import load_or_train_tokenizer
 from selfsup.seq2seq.tokenizer import WordTokenizer
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -49,30 +50,35 @@ def test_chunks_pack_whole_sentences_and_cut_long_ones():
     assert chunk_document([], 4) == []
 
 
-def test_the_decoder_target_is_exactly_the_uncorrupted_text():
-    tokenizer = WordTokenizer.train((s for d in DOCUMENTS for s in d), 1000, mask=True)
+@pytest.mark.parametrize("kind, vocab_size", [("word", 1000), ("wordpiece", 80)])
+def test_the_decoder_target_is_exactly_the_uncorrupted_text(kind, vocab_size):
+    tokenizer = load_or_train_tokenizer(None, kind, [s for d in DOCUMENTS for s in d], vocab_size, 1, mask=True)
     chunks = DenoisingChunks(DOCUMENTS, tokenizer, max_tokens=16)
     collate = DenoisingCollator.for_tokenizer(tokenizer, EVERY_NOISE, seed=0)
-    originals = [" ".join(tokenizer.words(" ".join(d))) for d in DOCUMENTS]
+    documents = [tokenizer.encode_source(" ".join(d)).input_ids for d in DOCUMENTS]
+    assert all(i != tokenizer.unk_id for d in documents for i in d)
+    if kind == "wordpiece":  # words really are cut into pieces, and some chunks cut inside a word
+        assert any(tokenizer.id_to_word[i].startswith("##") for d in documents for i in d)
     changed = 0
     for epoch in range(3):
         collate.set_epoch(epoch)
         batch = collate([chunks[i] for i in range(len(chunks))])
-        targets = [tokenizer.decode(row) for row in batch["labels"].tolist()]
-        sources = [tokenizer.decode([t for t in row if t != tokenizer.pad_id]) for row in batch["input_ids"].tolist()]
-        # the chunks of a document, targets joined, are the document as written, word for word
+        labels = [row[row != -100].tolist() for row in batch["labels"]]
+        assert all(row[-1] == tokenizer.eos_id for row in labels)
+        # the chunks of a document, targets joined, are the document's ids, and decode to its text
         position = 0
-        for doc in originals:
+        for doc, text in zip(documents, DOCUMENTS):
             joined = []
-            while len(" ".join(joined)) < len(doc):
-                joined.append(targets[position])
+            while len(joined) < len(doc):
+                joined += labels[position][:-1]
                 position += 1
-            assert " ".join(joined) == doc
+            assert joined == doc
+            assert tokenizer.decode(joined) == tokenizer.normalize(" ".join(text))
         assert position == len(chunks)
-        assert all(row[(row != -100).sum() - 1] == tokenizer.eos_id for row in batch["labels"])
-        changed += sum(s != t for s, t in zip(sources, targets))
-        assert any("[MASK]" in s for s in sources)
-    assert changed == 3 * len(chunks)  # every source noised (each chunk has > 3 words: infilling masks >= 1)
+        sources = [row[row != tokenizer.pad_id].tolist() for row in batch["input_ids"]]
+        changed += sum(s != t[:-1] for s, t in zip(sources, labels))
+        assert any(tokenizer.mask_id in s for s in sources)
+    assert changed == 3 * len(chunks)  # every source noised (each chunk has > 3 tokens: infilling masks >= 1)
 
 
 def test_noise_is_a_function_of_seed_epoch_and_index_not_of_the_batch():

@@ -46,8 +46,11 @@ class DenoisingDataArguments:
     noise: str = field(default=DEFAULT_NOISE, metadata={
         "help": "comma-separated name=rate: token_masking, token_deletion, text_infilling, sentence_permutation, "
                 "document_rotation (and poisson_lambda, text infilling's mean span length)"})
+    tokenizer_type: str = field(default="word", metadata={
+        "help": "word (a capped word vocabulary, rare words copied through extended ids) or wordpiece (subwords)"})
     tokenizer_name: str | None = field(default=None, metadata={
-        "help": "a saved selfsup-seq2seq tokenizer folder with [MASK]; default: a word vocabulary trained on the corpus"})
+        "help": "a tokenizer folder with [MASK] (word level or WordPiece, e.g. a BERT checkpoint's); default: one "
+                "of --tokenizer_type trained on the corpus"})
     vocab_size: int = 8000
     min_frequency: int = 2
     # Chunks are whole sentences up to this many tokens (a longer sentence is cut); the target

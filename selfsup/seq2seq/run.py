@@ -22,6 +22,7 @@ from selfsup.training import Trainer, TrainingConfig
 from .data import Pair, read_pairs
 from .decoding import GenerationArguments, generate
 from .scheduled_sampling import ScheduledSamplingArguments, scheduled_sampling_loss
+from .subword import load_or_train_tokenizer
 from .tokenizer import WordTokenizer
 
 logger = logging.getLogger(__name__)
@@ -44,6 +45,11 @@ class Seq2SeqDataArguments:
     # A cap below the train vocabulary is the point: rare words (names) stay OOV and must be copied.
     vocab_size: int = 8000
     min_frequency: int = 1
+    tokenizer_type: str = field(default="word", metadata={
+        "help": "word (a capped word vocabulary: rare words are OOV and copied through extended ids) or wordpiece "
+                "(subword pieces trained on the train split; the copy head copies pieces)"})
+    tokenizer_name: str | None = field(default=None, metadata={
+        "help": "a saved tokenizer folder or a checkpoint's (e.g. a BERT WordPiece) instead of training one"})
     max_train_samples: int | None = None
     max_eval_samples: int | None = None
 
@@ -172,8 +178,9 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
         tokenizer = WordTokenizer.from_pretrained(model_args.model_name_or_path)
         model = SelfsupSeq2SeqForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
     else:
-        tokenizer = WordTokenizer.train((t for p in train_pairs for t in (p.source, p.target)),
-                                        data_args.vocab_size, data_args.min_frequency)
+        tokenizer = load_or_train_tokenizer(data_args.tokenizer_name, data_args.tokenizer_type,
+                                            (t for p in train_pairs for t in (p.source, p.target)),
+                                            data_args.vocab_size, data_args.min_frequency)
         model = new_model(model_args, tokenizer, max(data_args.max_source_length, data_args.max_target_length))
     copy = model.config.use_copy
     dataset = EncodedPairs(train_pairs, tokenizer, copy, data_args.max_source_length, data_args.max_target_length)

@@ -58,7 +58,13 @@ class WordTokenizer:
 
     @classmethod
     def from_pretrained(cls, path: str | Path) -> "WordTokenizer":
-        return cls(AutoTokenizer.from_pretrained(path))
+        """The folder's tokenizer: word level, or a :class:`~selfsup.seq2seq.subword.SubwordTokenizer`
+        when its model is not a word vocabulary (WordPiece, from training or a checkpoint)."""
+        hf = AutoTokenizer.from_pretrained(path)
+        if cls is WordTokenizer and not isinstance(hf.backend_tokenizer.model, models.WordLevel):
+            from .subword import SubwordTokenizer  # it subclasses this one
+            return SubwordTokenizer(hf)
+        return cls(hf)
 
     def save_pretrained(self, path: str | Path) -> None:
         self.hf.save_pretrained(path)
@@ -69,9 +75,12 @@ class WordTokenizer:
     def words(self, text: str) -> list[str]:
         return [w for w, _ in self._split.pre_tokenize_str(text)]
 
+    def join(self, words: list[str]) -> str:
+        return " ".join(words)
+
     def normalize(self, text: str) -> str:
         """The text as the model reads and writes it: words joined by single spaces."""
-        return " ".join(self.words(text))
+        return self.join(self.words(text))
 
     def encode_source(self, text: str, max_length: int | None = None) -> EncodedSource:
         words = self.words(text)[:max_length]
@@ -114,4 +123,4 @@ class WordTokenizer:
                 out.append(oovs[k])
             else:
                 out.append(self.id_to_word[i])
-        return " ".join(out)
+        return self.join(out)
