@@ -25,11 +25,12 @@ from selfsup.pretrain.config import DataConfig, ModelConfig
 from selfsup.pretrain.data import build_pretraining_data, load_documents
 from selfsup.pretrain.instances import InstanceConfig
 from selfsup.pretrain.masking import MaskingCollator
-from selfsup.pretrain.model_card import package_versions, write_model_card
+from selfsup.pretrain.model_card import write_model_card
 from selfsup.pretrain.objective import count_targets, make_evaluate_fn, pretraining_loss
 from selfsup.pretrain.starting_model import starting_model, starting_tokenizer
 from selfsup.pretrain.streaming import build_streamed_data, check_streaming
 from selfsup.pretrain.tokenizer import check_trained, load_tokenizer, save_trained, train_wordpiece, training_record
+from selfsup.provenance import package_versions
 from selfsup.training import Trainer, TrainingConfig
 from selfsup.training.loop import make_accelerator
 

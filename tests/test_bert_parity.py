@@ -111,6 +111,20 @@ def test_every_architecture_converts_both_ways_with_its_head(kind, tmp_path):
         assert torch.equal(tensor, back.state_dict()[name]), name
 
 
+def test_a_converted_folder_has_a_card_with_the_source_cards_results(tmp_path):
+    from selfsup.provenance import read_card_metrics, write_model_card
+
+    transformers.BertForSequenceClassification(_tiny_bert_config()).save_pretrained(tmp_path / "hf")
+    results = [{"task": "text-classification", "metrics": {"accuracy": 0.625},
+                "dataset": {"name": "glue/rte", "type": "glue", "config": "rte", "split": "validation"}}]
+    write_model_card(tmp_path / "hf", title="t", summary="s", load="", results=results)
+    convert(tmp_path / "hf", tmp_path / "ours", to_hf=False)
+    assert read_card_metrics(tmp_path / "ours") == results  # same weights, same scores
+    text = (tmp_path / "ours" / "README.md").read_text()
+    assert "AutoModelForSequenceClassification.from_pretrained" in text and "import selfsup" in text
+    assert "## Command" in text
+
+
 def test_to_hf_refuses_a_head_it_cannot_place(tmp_path):
     from safetensors.torch import save_file
 

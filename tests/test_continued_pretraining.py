@@ -10,6 +10,7 @@ from pathlib import Path
 
 import pytest
 import torch
+import yaml
 from safetensors.torch import load_file
 from transformers import (AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM, BertForPreTraining,
                           BertModel, GPT2Config, GPT2LMHeadModel)
@@ -20,6 +21,7 @@ from selfsup.modeling import SelfsupBertForMaskedLM, SelfsupBertForPreTraining
 from selfsup.pretrain.config import ModelConfig
 from selfsup.pretrain.starting_model import starting_model, starting_tokenizer
 from selfsup.pretrain.tokenizer import train_wordpiece
+from selfsup.provenance import read_card_metrics
 
 ROOT = Path(__file__).resolve().parent.parent
 spec = importlib.util.spec_from_file_location("pretrain_script", ROOT / "scripts" / "pretrain.py")
@@ -75,6 +77,10 @@ def test_a_few_steps_of_continued_pretraining_through_the_script(minilm_path, tm
         "--per_device_eval_batch_size", "4", "--learning_rate", "5e-5", "--eval_documents", "2",
         "--report_to", "none", "--logging_steps", "1", "--eval_steps", "3", "--save_steps", "1000"])
     assert summary["steps"] == 3
+    card = read_card_metrics(summary["model_dir"])  # the model card's scores are summary.json's
+    assert card[0]["metrics"] == json.loads((tmp_path / "run" / "summary.json").read_text())["eval"] != {}
+    meta = yaml.safe_load((Path(summary["model_dir"]) / "README.md").read_text().split("---\n")[1])
+    assert meta["library_name"] == "transformers" and "base_model" not in meta  # a local path is no Hub id
     recorded = json.loads((tmp_path / "run" / "summary.json").read_text())["starting_model"]
     assert recorded["initialized"] == ["MLM head", "NSP head"] and recorded["converted_to_selfsup_bert"]
     assert "cls.dense.weight" in recorded["initialized_parameters"]

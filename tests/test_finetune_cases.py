@@ -20,6 +20,7 @@ from selfsup.finetune.readers import read_conll, read_squad, read_tsv
 from selfsup.finetune.run import run
 from selfsup.finetune.tasks import get_task
 from selfsup.modeling import SelfsupBertForSequenceClassification
+from selfsup.provenance import read_card_metrics
 from selfsup.training import TrainingConfig
 
 HERE = Path(__file__).parent
@@ -424,7 +425,14 @@ def test_a_real_cola_test_file_gets_a_submission_with_its_own_index(tmp_path, sh
                                      report_to="none"))
     rows = [r.split("\t") for r in (out / "CoLA.tsv").read_text().splitlines()]
     assert [r[0] for r in rows] == ["index", "1041", "1042"] and all(r[1] in ("0", "1") for r in rows[1:])
-    assert json.loads((out / "metrics.json").read_text())["submission"] == result["submission"] == str(out / "CoLA.tsv")
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["submission"] == result["submission"] == str(out / "CoLA.tsv")
+    # The best folder's card: Hub metadata whose scores are metrics.json's, and the command that made it.
+    card = read_card_metrics(out / "best")
+    assert card == [{"task": "text-classification", "metrics": metrics["best"],
+                     "dataset": {"name": "glue/cola", "type": "glue", "config": "cola", "split": "validation"}}]
+    text = (out / "best" / "README.md").read_text()
+    assert "library_name: transformers" in text and "## Command" in text and "AutoModelForSequenceClassification" in text
 
 
 def test_dev_metrics_are_written_before_the_test_file_is_read(tmp_path, shared_data, tiny_selfsup_bert):

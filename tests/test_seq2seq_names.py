@@ -56,7 +56,12 @@ def test_tiny_copy_model_learns_the_names_task(tmp_path, one_thread):
                                   "--num_beams", "2", "--output_file", str(tmp_path / "beam.jsonl")])
     hits = sum(n in p.split() for n, p in zip(test_names, beams))
     assert hits >= 0.9 * len(test_names)
-    assert (out / "results.json").exists() and "versions" in json.loads((out / "results.json").read_text())["provenance"]
+    results = json.loads((out / "results.json").read_text())
+    assert "versions" in results["provenance"]
+    from selfsup.provenance import read_card_metrics
+
+    card = read_card_metrics(out)  # the model card's scores are results.json's
+    assert [c["metrics"] for c in card] == [results["test"]] and card[0]["dataset"]["split"] == "test"
 
 
 def test_dialogsum_splits_parse_with_all_references(shared_data):

@@ -19,6 +19,7 @@ import selfsup  # noqa: F401  (registers the selfsup heads)
 
 from .. import resources
 from ..errors import InputError, SplitNotFound
+from ..provenance import package_versions, write_model_card
 from ..training import Trainer, TrainingConfig
 from ..training.loop import make_accelerator
 from . import evaluation, ner, qa
@@ -156,10 +157,12 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
               "train_examples_per_second": summary["train_samples_per_second"],
               "wall_seconds": time.time() - start, "model": model_source, "model_path": cfg.model_name_or_path, "finetune": asdict(cfg),
               "training": asdict(train_cfg), "num_processes": accelerator.num_processes,
-              "versions": _versions()}
+              "versions": package_versions()}
     # Written before the test split is read: a bad test file must not cost the dev scores.
     if accelerator.is_main_process:
         (out_dir / "metrics.json").write_text(json.dumps(result, indent=2))
+        if (out_dir / "best").is_dir():
+            write_card(out_dir / "best", task, result)
     if task.options.get("submission"):
         submission = write_submission(task, cfg, train_cfg, accelerator, tokenizer, collator)
         result["submission"] = None if submission is None else str(submission)
@@ -203,10 +206,25 @@ def write_predictions(path: Path, examples: list[dict], predictions: list, task:
         path.with_suffix(".json").write_text(json.dumps({str(e[key]): p for e, p in zip(examples, predictions)}))
 
 
-def _versions() -> dict:
-    import accelerate
-    import datasets
-    import transformers
+PIPELINE_TAG = {"sequence": "text-classification", "pair": "text-classification", "token": "token-classification",
+                "span": "question-answering"}
 
-    return {"torch": torch.__version__, "transformers": transformers.__version__,
-            "datasets": datasets.__version__, "accelerate": accelerate.__version__, "selfsup": selfsup.__version__}
+
+def write_card(folder: Path, task: TaskSpec, result: dict) -> Path:
+    """The best checkpoint's model card: its dev scores as metrics.json has them."""
+    family, _, config = task.name.partition("/")
+    auto = AUTO_CLASS[task.case].__name__
+    return write_model_card(
+        folder, title=f"{result['model']} fine-tuned on {task.name}", pipeline_tag=PIPELINE_TAG[task.case],
+        tags=("fine-tuned", task.case), datasets=(family,), base_model=result["model"],
+        summary=f"The best checkpoint (step {result['best_step']} of {result['steps']}, by "
+                f"{result['training']['metric_for_best_model']}) of `scripts/finetune.py` on {task.name} "
+                f"(task version {task.version}), {result['train_examples']} training examples; scores on "
+                f"{result['eval_examples']} dev examples.",
+        load=f"import selfsup  # registers the selfsup model types\nfrom transformers import {auto}, AutoTokenizer\n"
+             f"model = {auto}.from_pretrained(\"{folder}\")\ntokenizer = AutoTokenizer.from_pretrained(\"{folder}\")",
+        results=[{"task": PIPELINE_TAG[task.case],
+                  "dataset": {"name": task.name, "type": family, "config": config, "split": "validation"},
+                  "metrics": {k: v for k, v in result["best"].items() if isinstance(v, (int, float))}}],
+        details={"Fine-tuning config": result["finetune"], "Training config": result["training"],
+                 "Versions": result["versions"]})

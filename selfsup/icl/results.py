@@ -4,27 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import platform
-import sys
-from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
+from ..provenance import command, package_versions
 from .harness import TaskResult
 from .resume import write_atomic
 from .tasks import TaskSpec
-
-PACKAGES = ("selfsup", "torch", "transformers", "tokenizers", "accelerate", "peft", "gguf", "numpy")
-
-
-def package_versions() -> dict[str, str | None]:
-    out = {}
-    for name in PACKAGES:
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            out[name] = None
-    return out | {"python": platform.python_version()}
-
 
 def task_provenance(task: TaskSpec) -> dict:
     return {k: v for k, v in dataclasses.asdict(task).items()}
@@ -45,7 +30,7 @@ def write_results(output_dir: Path, results: list[TaskResult], tasks: dict[str, 
     """``results.json``: provenance, task specs and the metrics of every (task, shots). The
     per-example ``samples_*.jsonl`` are written as each result is done (``resume.save_result``)."""
     output_dir.mkdir(parents=True, exist_ok=True)
-    summary = {"provenance": provenance | {"packages": package_versions(), "command": sys.argv},
+    summary = {"provenance": provenance | {"packages": package_versions(), "command": command()},
                "tasks": {name: task_provenance(spec) for name, spec in tasks.items()},
                "results": {}}
     for r in results:

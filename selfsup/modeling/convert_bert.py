@@ -57,6 +57,11 @@ ARCHITECTURES = {
     "token_classification": ("BertForTokenClassification", "SelfsupBertForTokenClassification"),
     "question_answering": ("BertForQuestionAnswering", "SelfsupBertForQuestionAnswering"),
 }
+# The Auto class that loads each, on either side.
+AUTO_CLASSES = {"model": "AutoModel", "pretraining": "AutoModelForPreTraining", "masked_lm": "AutoModelForMaskedLM",
+                "sequence_classification": "AutoModelForSequenceClassification",
+                "token_classification": "AutoModelForTokenClassification",
+                "question_answering": "AutoModelForQuestionAnswering"}
 
 
 def architecture(names, declared: list[str] | None) -> str:
@@ -280,4 +285,27 @@ def convert(src: str | Path, dst: str | Path, to_hf: bool) -> Path:
     for name in TOKENIZER_FILES:
         if (src / name).exists():
             shutil.copy2(src / name, dst / name)
+    _write_card(src, dst, type(model).__name__, AUTO_CLASSES[kind], to_hf)
     return dst
+
+
+def _write_card(src: Path, dst: Path, class_name: str, auto_class: str, to_hf: bool) -> None:
+    """The converted folder's card. The weights are the source's, unchanged, so the source
+    card's results (if it has any) are the converted model's too, and are carried over."""
+    from ..provenance import read_card_metrics, write_model_card
+
+    try:
+        results = read_card_metrics(src) if (src / "README.md").exists() else []
+    except (IndexError, AttributeError, KeyError, TypeError, ValueError):  # a card without selfsup's metadata
+        results = []
+    source = "selfsup-bert" if to_hf else "transformers BERT"
+    write_model_card(
+        dst, title=f"{class_name}, converted from {source}", tags=("converted", "bert" if to_hf else "selfsup-bert"),
+        base_model=str(src),
+        summary=f"`{src}` converted by `scripts/convert_bert.py` to {class_name}: the same weights under "
+                f"{'transformers' if to_hf else 'selfsup'} names (query/key/value {'split' if to_hf else 'fused'}), "
+                "heads included." + (" Results: the source folder's card, measured before conversion."
+                                     if results else ""),
+        load=("" if to_hf else "import selfsup  # registers selfsup-bert\n")
+             + f"from transformers import {auto_class}\nmodel = {auto_class}.from_pretrained(\"{dst}\")",
+        results=[{"task": r["task"], "dataset": r["dataset"], "metrics": r["metrics"]} for r in results] or None)

@@ -2,75 +2,35 @@
 from __future__ import annotations
 
 import json
-import platform
 from pathlib import Path
 
-
-def package_versions() -> dict[str, str]:
-    """The versions a result depends on (provenance for the card and summary.json). Read
-    from the modules, not the installed metadata: a checkout on PYTHONPATH has none."""
-    import importlib
-
-    return {"python": platform.python_version(),
-            **{name: getattr(importlib.import_module(name), "__version__", "unknown")
-               for name in ("selfsup", "torch", "transformers", "accelerate", "datasets", "tokenizers")}}
+from ..provenance import package_versions  # noqa: F401  (re-exported: scripts/pretrain.py's provenance)
+from ..provenance import write_model_card as write
 
 
 def write_model_card(folder: str | Path, summary: dict) -> Path:
     folder = Path(folder)
     ev = summary.get("eval") or {}
-    metrics = "\n".join(f"| {k} | {v:.4f} |" for k, v in ev.items()) or "| (no held-out evaluation) | |"
     config = json.loads((folder / "config.json").read_text())
     objective = {"nsp": "masked LM + next sentence prediction", "sop": "masked LM + sentence-order prediction",
                  "none": "masked LM"}[summary["data"].get("sentence_objective", "nsp")]
     sequences = (f"{summary['train_sequences']} training sequences" if summary["train_sequences"] is not None
                  else f"{summary['train_samples']} sequences streamed")
-    card = f"""---
-library_name: transformers
-tags: [selfsup, bert, fill-mask, masked-lm]
----
-# selfsup-bert pretrained with {objective}
-
-Trained with `scripts/pretrain.py` of [selfsup](https://example.invalid/selfsup) on
-`{summary['data']['corpus']}` ({sequences}, {summary['steps']} optimizer
-steps, {summary['num_processes']} process(es), {summary['wall_seconds']:.0f} s).
-
-```python
-import selfsup  # registers the selfsup-bert model type
-from transformers import AutoModelForMaskedLM, pipeline
-fill = pipeline("fill-mask", model="{folder}")
-```
-
-## Held-out metrics (documents never seen in training)
-
-| metric | value |
-|---|---|
-{metrics}
-
-## Model config
-
-```json
-{json.dumps({k: config[k] for k in ('hidden_size', 'num_hidden_layers', 'num_attention_heads', 'intermediate_size', 'vocab_size', 'max_position_embeddings', 'pre_layer_norm') if k in config}, indent=2)}
-```
-
-## Data config
-
-```json
-{json.dumps(summary['data'], indent=2)}
-```
-
-## Training config
-
-```json
-{json.dumps(summary['training'], indent=2)}
-```
-
-## Versions
-
-```json
-{json.dumps(summary['versions'], indent=2)}
-```
-"""
-    path = folder / "README.md"
-    path.write_text(card)
-    return path
+    start = summary.get("starting_model") or {}
+    return write(
+        folder, title=f"selfsup-bert pretrained with {objective}", pipeline_tag="fill-mask",
+        tags=("selfsup-bert", "bert", "masked-lm"), base_model=start.get("source"),
+        summary=f"Trained with `scripts/pretrain.py` on `{summary['data']['corpus']}` ({sequences}, "
+                f"{summary['steps']} optimizer steps, {summary['num_processes']} process(es), "
+                f"{summary['wall_seconds']:.0f} s). Metrics: held-out documents never seen in training"
+                + ("." if ev else " (this run held out none)."),
+        load=f"import selfsup  # registers the selfsup-bert model type\nfrom transformers import pipeline\n"
+             f"fill = pipeline(\"fill-mask\", model=\"{folder}\")",
+        results=[{"task": "fill-mask", "dataset": {"name": summary["data"]["corpus"], "type": "text",
+                                                   "split": "held-out documents"},
+                  "metrics": {k: v for k, v in ev.items() if isinstance(v, (int, float))}}] if ev else None,
+        details={"Model config": {k: config[k] for k in (
+                     "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
+                     "max_position_embeddings", "pre_layer_norm") if k in config},
+                 "Data config": summary["data"], "Training config": summary["training"],
+                 "Versions": summary["versions"]})

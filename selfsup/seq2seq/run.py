@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import json
 import logging
-import platform
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 import torch
-import transformers
 from accelerate.utils import set_seed
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from selfsup.metrics.generation import corpus_bleu, exact_match, rouge
+from selfsup.provenance import package_versions, write_model_card
 from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
 from selfsup.training import Trainer, TrainingConfig
 
@@ -160,8 +159,7 @@ def provenance(model_args, data_args, ss_args, gen_args, train_config) -> dict:
     return {"model": asdict(model_args), "data": asdict(data_args), "scheduled_sampling": asdict(ss_args),
             "generation": asdict(gen_args), "seed": train_config.seed, "dtype": "float32",
             "mixed_precision": train_config.mixed_precision,
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__,
-                         "python": platform.python_version()}}
+            "versions": package_versions()}
 
 
 def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss_args: ScheduledSamplingArguments,
@@ -223,7 +221,29 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
                 f.write(json.dumps({"source": pair.source, "prediction": p, "references": pair.references}) + "\n")
     if trainer.accelerator.is_main_process:
         (out_dir / "results.json").write_text(json.dumps(summary, indent=2, default=str))
+        write_card(out_dir, summary, data_args)
     return summary
+
+
+def write_card(folder: Path, summary: dict, data_args) -> Path:
+    """The model card: the validation (and test) scores as results.json has them."""
+    config = summary["provenance"]["model"]
+    results = [{"task": "text2text-generation", "dataset": {"name": Path(path).name, "type": "json", "split": split},
+                "metrics": summary[split]}
+               for split, path in (("validation", data_args.validation_file), ("test", data_args.test_file))
+               if summary.get(split)]
+    saved = json.loads((folder / "config.json").read_text())
+    parts = [name for name in ("copy", "coverage") if saved.get(f"use_{name}")]
+    return write_model_card(
+        folder, title="selfsup-seq2seq", pipeline_tag="text2text-generation", tags=("selfsup-seq2seq", *parts),
+        base_model=config.get("model_name_or_path"),
+        summary=f"An encoder-decoder trained with `scripts/train_seq2seq.py` on `{data_args.train_file}` "
+                f"({summary['train_examples']} pairs, {summary['train'].get('steps')} optimizer steps, vocabulary "
+                f"{summary['vocab_size']}). Exact match is 0-1; BLEU and ROUGE F1 are 0-100.",
+        load=f"import selfsup  # registers selfsup-seq2seq\nfrom transformers import AutoModelForSeq2SeqLM\n"
+             f"model = AutoModelForSeq2SeqLM.from_pretrained(\"{folder}\")\n"
+             f"# decode: python scripts/generate.py --model_name_or_path {folder} --input_file test.jsonl",
+        results=results, details={"Provenance": summary["provenance"]})
 
 
 def _oov_rate(pairs: list[Pair], tokenizer: WordTokenizer) -> float:
