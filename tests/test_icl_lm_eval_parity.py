@@ -15,7 +15,7 @@ import pytest
 import torch
 
 lm_eval = pytest.importorskip("lm_eval", reason="pip install 'selfsup[test]' (lm-eval is the reference)")
-from tokenizers import Tokenizer, decoders, models, pre_tokenizers  # noqa: E402
+from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors  # noqa: E402
 from transformers import LlamaConfig, LlamaForCausalLM, PreTrainedTokenizerFast  # noqa: E402
 
 from selfsup.icl.generation import cut  # noqa: E402
@@ -116,6 +116,27 @@ metric_list:
 }
 
 
+def save_tiny_llama(folder, bos: bool = False) -> None:
+    """A random 2-layer Llama and a byte-level tokenizer with a chat template. ``bos``: the
+    tokenizer puts <bos> before every text (as Llama's) and the chat template writes it too."""
+    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
+    vocab = {c: i for i, c in enumerate(alphabet)} | {"<eos>": 256} | ({"<bos>": 257} if bos else {})
+    tok = Tokenizer(models.BPE(vocab=vocab, merges=[]))
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tok.decoder = decoders.ByteLevel()
+    if bos:
+        tok.post_processor = processors.TemplateProcessing(single="<bos> $A", special_tokens=[("<bos>", 257)])
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>", bos_token="<bos>" if bos else None)
+    tokenizer.chat_template = ("{{ bos_token }}" if bos else "") + CHAT_TEMPLATE
+    torch.manual_seed(0)
+    model = LlamaForCausalLM(LlamaConfig(vocab_size=len(vocab), hidden_size=32, num_hidden_layers=2,
+                                         num_attention_heads=4, num_key_value_heads=2, intermediate_size=37,
+                                         max_position_embeddings=1024, eos_token_id=256,
+                                         bos_token_id=257 if bos else None, pad_token_id=None))
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
 @pytest.fixture(scope="module")
 def folder(tmp_path_factory):
     root = tmp_path_factory.mktemp("lm_eval_parity")
@@ -123,18 +144,7 @@ def folder(tmp_path_factory):
         (root / name).write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     for name, text in FILES.items():
         (root / name).write_text(text.replace("{folder}", str(root)), encoding="utf-8")
-    alphabet = sorted(pre_tokenizers.ByteLevel.alphabet())
-    tok = Tokenizer(models.BPE(vocab={c: i for i, c in enumerate(alphabet)} | {"<eos>": 256}, merges=[]))
-    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tok.decoder = decoders.ByteLevel()
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<eos>")
-    tokenizer.chat_template = CHAT_TEMPLATE
-    torch.manual_seed(0)
-    model = LlamaForCausalLM(LlamaConfig(vocab_size=257, hidden_size=32, num_hidden_layers=2, num_attention_heads=4,
-                                         num_key_value_heads=2, intermediate_size=37, max_position_embeddings=1024,
-                                         eos_token_id=256, bos_token_id=None, pad_token_id=None))
-    model.save_pretrained(root / "model")
-    tokenizer.save_pretrained(root / "model")
+    save_tiny_llama(root / "model")
     return root
 
 
@@ -143,14 +153,14 @@ def ours_model(folder):
     return load_model(str(folder / "model"))
 
 
-def lm_eval_run(folder, task: str, shots: int, chat: ChatFormat | None = None) -> dict:
+def lm_eval_run(folder, task: str, shots: int, chat: ChatFormat | None = None, model: str = "model") -> dict:
     """lm-eval's own run: ``{"samples": {task: [per-doc samples]}, "results": ...}``."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     chat = chat or ChatFormat()
-    return simple_evaluate(model="hf", model_args={"pretrained": str(folder / "model"), "dtype": "float32",
+    return simple_evaluate(model="hf", model_args={"pretrained": str(folder / model), "dtype": "float32",
                                                     "device": "cpu"},
                            tasks=[task], task_manager=TaskManager(include_path=str(folder), include_defaults=False),
                            num_fewshot=shots, batch_size=4, log_samples=True,
@@ -177,7 +187,23 @@ CASES = [
 
 @pytest.mark.parametrize("task, shots, chat", CASES, ids=lambda v: repr(v) if isinstance(v, ChatFormat) else None)
 def test_loglikelihoods_and_prompts_equal_lm_eval(folder, ours_model, task, shots, chat):
-    reference = lm_eval_run(folder, task, shots, chat)
+    compare(folder, ours_model, task, shots, chat, "model")
+
+
+@pytest.mark.parametrize("task, shots, chat", [CASES[1], CASES[2], CASES[6]],
+                         ids=lambda v: repr(v) if isinstance(v, ChatFormat) else None)
+def test_a_tokenizer_that_adds_bos_gets_it_as_in_lm_eval_and_not_twice_under_a_chat_template(folder, task, shots,
+                                                                                            chat):
+    save_tiny_llama(folder / "bos_model", bos=True)
+    model, tokenizer = load_model(str(folder / "bos_model"))
+    assert tokenizer.encode("a")[0] == 257
+    records = compare(folder, (model, tokenizer), task, shots, chat, "bos_model")
+    assert all(p.startswith("<bos>") == bool(chat) for r in records for p in r["prompts"])
+
+
+def compare(folder, ours_model, task, shots, chat, model) -> list[dict]:
+    """lm-eval and this harness on one task: the same prompts, log-likelihoods within 1e-4."""
+    reference = lm_eval_run(folder, task, shots, chat, model)
     samples = sorted(reference["samples"][task], key=lambda s: s["doc_id"])
     result = ours_run(folder, ours_model, task, shots, chat)
     assert len(samples) == len(result.records) == len(TEST)
@@ -195,6 +221,7 @@ def test_loglikelihoods_and_prompts_equal_lm_eval(folder, ours_model, task, shot
     for name in ("acc", "acc_norm"):
         if f"{name},none" in metrics:
             assert result.metrics[name] == pytest.approx(metrics[f"{name},none"])
+    return result.records
 
 
 def test_generate_until_contexts_and_answers_equal_lm_eval(folder, ours_model):

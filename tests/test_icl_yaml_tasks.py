@@ -241,3 +241,20 @@ def test_includes_groups_folders_and_names_resolve_with_clear_errors(tmp_path):
     (tmp_path / "g2.yaml").write_text("group: g2\ntask: [{task: a, num_fewshot: 2}]\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"g2.yaml: field 'task': a group's task: must be a list of task or group"):
         get_tasks("g2", include_path=str(tmp_path))
+
+
+@pytest.mark.parametrize("argv, multiturn", [
+    ([], False), (["--apply_chat_template"], True), (["--apply_chat_template", "--fewshot_as_multiturn"], True),
+    (["--apply_chat_template", "--fewshot_as_multiturn", "false"], False), (["--fewshot_as_multiturn"], None),
+])
+def test_chat_flags_follow_lm_eval_multiturn_by_default_under_a_chat_template_and_only_there(argv, multiturn):
+    from selfsup.cli import parse_config
+    from selfsup.icl.config import ICLArguments
+
+    argv = ["--model", "m", "--tasks", "t"] + argv
+    if multiturn is None:
+        with pytest.raises(InputError, match="--fewshot_as_multiturn needs --apply_chat_template"):
+            parse_config((ICLArguments,), argv)
+        return
+    (args,) = parse_config((ICLArguments,), argv)
+    assert args.fewshot_as_multiturn is multiturn and args.num_fewshot is None

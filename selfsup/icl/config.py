@@ -24,7 +24,9 @@ class ICLArguments:
     apply_chat_template: bool = field(default=False, metadata={
         "help": "render prompts with the tokenizer's chat template (instruct models), as lm-eval's flag"})
     system_instruction: str | None = field(default=None, metadata={"help": "a system message before every prompt"})
+    # nargs/const: a bare flag means true, as lm-eval's (HfArgumentParser gives them only to non-None defaults)
     fewshot_as_multiturn: bool | None = field(default=None, metadata={
+        "nargs": "?", "const": True,
         "help": "demonstrations as user/assistant turns (default with --apply_chat_template; needs it)"})
     seed: int = field(default=1234, metadata={"help": "seeds demonstration sampling and the bootstrap"})
     limit: int | None = field(default=None, metadata={"help": "evaluate only the first n examples per task"})

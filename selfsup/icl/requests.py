@@ -6,6 +6,7 @@ A generate_until document is one context, which the model continues greedily.
 """
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import jinja2
@@ -120,6 +121,22 @@ class Request:
     continuation: list[int]
 
 
+@functools.lru_cache(maxsize=8)
+def _adds_bos(tokenizer) -> bool:
+    """Whether the tokenizer puts its BOS before a text by default (Llama, Gemma; not GPT-2 or SmolLM2)."""
+    bos = tokenizer.bos_token_id
+    return bos is not None and tokenizer.encode("a")[:1] == [bos] != tokenizer.encode("a", add_special_tokens=False)[:1]
+
+
+def _bos(tokenizer, text: str) -> list[int]:
+    """lm-eval encodes with the tokenizer's own special tokens, so a Llama-family context starts
+    with BOS, unless the text already does (a chat template that writes it). Only the BOS is
+    taken from them: a BERT-style [SEP] at the end would split context and continuation wrongly."""
+    if not _adds_bos(tokenizer) or (tokenizer.bos_token and text.startswith(tokenizer.bos_token)):
+        return []
+    return [tokenizer.bos_token_id]
+
+
 def encode_pair(tokenizer, context: str, continuation: str, max_length: int) -> Request:
     """lm-eval's split: trailing spaces of the context move to the continuation, the context is
     encoded alone and the continuation is what encoding the whole adds after it, so all
@@ -131,6 +148,7 @@ def encode_pair(tokenizer, context: str, continuation: str, max_length: int) -> 
     cont = tokenizer.encode(context + continuation, add_special_tokens=False)[len(ctx):]
     if not cont:
         raise ValueError(f"continuation {continuation!r} encodes to no tokens")
+    ctx = _bos(tokenizer, context) + ctx
     if not ctx:
         # Nothing to condition on: the first continuation token is predicted from end-of-text.
         ctx = [tokenizer.eos_token_id if tokenizer.bos_token_id is None else tokenizer.bos_token_id]
@@ -142,8 +160,8 @@ def encode_pair(tokenizer, context: str, continuation: str, max_length: int) -> 
 
 def encode_context(tokenizer, context: str, max_length: int) -> list[int]:
     """generate_until: the context's ids, left-truncated to ``max_length`` (what is left of
-    the window after the generated tokens), encoded without special tokens as ``encode_pair``."""
-    ids = tokenizer.encode(context, add_special_tokens=False)
+    the window after the generated tokens), with a BOS where ``encode_pair`` puts one."""
+    ids = _bos(tokenizer, context) + tokenizer.encode(context, add_special_tokens=False)
     if not ids:
         ids = [tokenizer.eos_token_id if tokenizer.bos_token_id is None else tokenizer.bos_token_id]
     return ids[-max_length:]
