@@ -3,6 +3,7 @@ WordPiece cannot spell, a checkpoint's tokenizer, folder round trips, and the co
 copying pieces."""
 from __future__ import annotations
 
+import json
 import sys
 from pathlib import Path
 
@@ -14,6 +15,7 @@ from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForCond
 from selfsup.seq2seq.subword import SubwordTokenizer, load_or_train_tokenizer
 from selfsup.seq2seq.tokenizer import WordTokenizer
 
+ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).parent))
 from tiny_corpus import CORPUS, word_level_tokenizer  # noqa: E402
 
@@ -79,3 +81,25 @@ def test_the_copy_head_puts_copy_mass_on_every_source_piece():
     # every source piece (and the extended id of the unspellable word) can be produced, nothing else
     assert set((probs > 1e-6).nonzero().squeeze(1).tolist()) == set(src.extended_ids)
     assert probs.sum().item() == pytest.approx(1.0, abs=1e-5)
+
+
+@pytest.mark.slow
+def test_a_tiny_copy_model_learns_the_names_task_on_subwords(tmp_path):
+    """The names task (tests/test_seq2seq_names.py) with WordPiece pieces instead of words:
+    held-out names are spelled with pieces seen in other names, and the model must copy
+    them piece by piece."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import train_seq2seq
+    from selfsup.tasks import names
+    files = names.write(tmp_path / "data", n_train=800, n_test=60, seed=0)
+    out = tmp_path / "run"
+    summary = train_seq2seq.main([
+        "--config", str(ROOT / "configs/seq2seq/names-tiny.yaml"), "--copy", "--tokenizer_type", "wordpiece",
+        "--vocab_size", "200", "--train_file", str(files["train"]), "--test_file", str(files["test"]),
+        "--max_steps", "300", "--cpu_threads", "1", "--output_dir", str(out)])
+    tok = WordTokenizer.from_pretrained(out)
+    assert isinstance(tok, SubwordTokenizer)
+    test_names = [json.loads(line)["name"] for line in files["test"].read_text().splitlines()]
+    split = sum(len(tok.words(n)) > 1 for n in test_names)
+    assert split >= 0.9 * len(test_names)  # names are copied as several pieces, not as one
+    assert summary["test"]["exact_match"] >= 0.95, summary["test"]
