@@ -26,8 +26,14 @@ from dataclasses import replace
 from pathlib import Path
 
 import torch
-from transformers import AutoTokenizer, DataCollatorForTokenClassification, DataCollatorWithPadding
-from transformers import Trainer, TrainingArguments, set_seed
+from transformers import (
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+    Trainer,
+    TrainingArguments,
+    set_seed,
+)
 
 from selfsup import resources
 from selfsup.finetune import evaluation
@@ -59,7 +65,8 @@ def ours(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict
         raise RuntimeError(f"the last training log is at step {last['step']}, not at the last step")
     features = result["train_examples_per_second"] * result["train_seconds"]
     return {"metrics": result["final"], "best": result["best"], "train_seconds": last["elapsed_seconds"],
-            "train_and_eval_seconds": result["train_seconds"], "examples_per_second": features / last["elapsed_seconds"]}
+            "train_and_eval_seconds": result["train_seconds"],
+            "examples_per_second": features / last["elapsed_seconds"]}
 
 
 def theirs(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
@@ -79,7 +86,8 @@ def theirs(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingConfig) -> di
         adam_epsilon=train_cfg.adam_epsilon, max_grad_norm=train_cfg.max_grad_norm,
         num_train_epochs=train_cfg.num_train_epochs,
         warmup_steps=train_cfg.warmup_ratio,  # transformers 5: a float < 1 is the ratio
-        lr_scheduler_type=train_cfg.lr_scheduler_type, per_device_train_batch_size=train_cfg.per_device_train_batch_size,
+        lr_scheduler_type=train_cfg.lr_scheduler_type,
+        per_device_train_batch_size=train_cfg.per_device_train_batch_size,
         per_device_eval_batch_size=train_cfg.per_device_eval_batch_size, eval_strategy="no", save_strategy="no",
         logging_steps=train_cfg.logging_steps, report_to="none", disable_tqdm=False)
     keep = [c for c in train_features.column_names if c in INPUTS + TARGETS]

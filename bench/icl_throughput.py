@@ -80,7 +80,8 @@ def main() -> None:
         total["examples"] += n_examples
         total["naive_s"] += t1 - t0
         total["fast_s"] += t2 - t1
-        print(f"{name:<14} {n_examples} examples, {len(requests)} requests: naive {row['naive_examples_per_s']:.2f} ex/s, "
+        print(f"{name:<14} {n_examples} examples, {len(requests)} requests: "
+              f"naive {row['naive_examples_per_s']:.2f} ex/s, "
               f"fast {row['fast_examples_per_s']:.2f} ex/s, speedup {row['speedup']:.2f}x, max |diff| {diff:.2e}, "
               f"load {row['load_average'][0]:.2f}")
     report["overall"] = {**total, "speedup": total["naive_s"] / total["fast_s"],

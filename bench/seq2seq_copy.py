@@ -85,7 +85,8 @@ def run_dialogsum(args, out: Path) -> dict:
                                     max_source_length=args.max_source_length,
                                     max_target_length=64, max_train_samples=args.dialogsum_train)
         cfg = TrainingConfig(output_dir=str(folder), learning_rate=1e-3, warmup_steps=50,
-                             max_steps=args.dialogsum_steps, per_device_train_batch_size=args.batch_size, report_to="none",
+                             max_steps=args.dialogsum_steps, per_device_train_batch_size=args.batch_size,
+                             report_to="none",
                              seed=args.seed, logging_steps=50)
         summary = train(model, data, ss, decoders["greedy"], cfg)
         results[name] = {"train_seconds": round(summary["train"]["train_seconds"], 1),
@@ -104,7 +105,8 @@ def table(results: dict, args) -> str:
             for dec, m in r.items():
                 if isinstance(m, dict):
                     lines.append(f"| {task} | {variant} | {dec} | {100 * m['exact_match']:.1f} | {m['bleu']:.2f} | "
-                                 f"{m['rouge1']:.2f} | {m['rouge2']:.2f} | {m['rougeL']:.2f} | {r['train_seconds']:.0f} |")
+                                 f"{m['rouge1']:.2f} | {m['rouge2']:.2f} | {m['rougeL']:.2f} | "
+                                 f"{r['train_seconds']:.0f} |")
     return "\n".join(lines) + "\n"
 
 

@@ -15,10 +15,10 @@ from dataclasses import replace
 from accelerate import PartialState
 
 from selfsup.cli import parse_config, run_script
+from selfsup.errors import InputError, SplitNotFound
 from selfsup.finetune.config import FinetuneConfig
 from selfsup.finetune.run import run
 from selfsup.finetune.tasks import finetune_tasks, get_task
-from selfsup.errors import InputError, SplitNotFound
 from selfsup.training import TrainingConfig
 
 DEFAULTS = {"output_dir": "outputs/finetune", "learning_rate": 5e-5, "num_train_epochs": 3.0,

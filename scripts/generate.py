@@ -18,10 +18,10 @@ import torch
 from transformers import AutoModelForSeq2SeqLM
 
 import selfsup  # noqa: F401  (registers selfsup-seq2seq)
-from selfsup.jsonl import read_jsonl
-from selfsup.resources import require_model
 from selfsup.cli import parse_config, run_script
 from selfsup.errors import InputError
+from selfsup.jsonl import read_jsonl
+from selfsup.resources import require_model
 from selfsup.seq2seq.data import Pair
 from selfsup.seq2seq.decoding import GenerationArguments
 from selfsup.seq2seq.run import predict

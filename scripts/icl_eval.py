@@ -22,9 +22,9 @@ from selfsup.cli import parse_config, run_script
 from selfsup.icl.config import ICLArguments
 from selfsup.icl.harness import evaluate_task
 from selfsup.icl.models import load_model
+from selfsup.icl.requests import ChatFormat
 from selfsup.icl.results import package_versions, plot_curve, table, write_results
 from selfsup.icl.resume import load_result, result_path, result_settings, save_result
-from selfsup.icl.requests import ChatFormat
 from selfsup.icl.tasks import get_tasks
 
 

@@ -34,7 +34,8 @@ from selfsup.provenance import package_versions
 from selfsup.training import Trainer, TrainingConfig
 from selfsup.training.loop import make_accelerator
 
-DEFAULTS = {"output_dir": "outputs/pretrain", "learning_rate": 1e-3, "num_train_epochs": 3.0, "per_device_train_batch_size": 16,
+DEFAULTS = {"output_dir": "outputs/pretrain", "learning_rate": 1e-3, "num_train_epochs": 3.0,
+            "per_device_train_batch_size": 16,
             "warmup_ratio": 0.1, "eval_steps": 100, "logging_steps": 20}
 
 

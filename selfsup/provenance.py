@@ -103,6 +103,7 @@ def read_card_metrics(folder: str | Path) -> list[dict]:
     """The ``model-index`` results of ``folder/README.md`` as ``{"dataset", "metrics": {name: value}}``."""
     text = (Path(folder) / "README.md").read_text()
     meta = yaml.safe_load(text.split("---\n")[1])
-    return [{"task": r["task"]["type"], "dataset": r["dataset"], "metrics": {m["type"]: m["value"] for m in r["metrics"]}}
+    return [{"task": r["task"]["type"], "dataset": r["dataset"],
+             "metrics": {m["type"]: m["value"] for m in r["metrics"]}}
             for entry in meta.get("model-index", []) for r in entry["results"]]
 

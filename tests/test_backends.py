@@ -14,9 +14,8 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from safetensors.torch import load_file
-
 from conftest import IN_CI, _free_port
+from safetensors.torch import load_file
 
 HERE = Path(__file__).parent
 ROOT = HERE.parent

@@ -6,8 +6,8 @@ import sys
 
 import pytest
 import torch
-from safetensors.torch import load_file
 import transformers
+from safetensors.torch import load_file
 from transformers import AutoConfig, AutoModel, AutoTokenizer, BertConfig, BertForPreTraining, BertModel
 
 import selfsup  # noqa: F401  (registers selfsup-bert)

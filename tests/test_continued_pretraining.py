@@ -12,8 +12,16 @@ import pytest
 import torch
 import yaml
 from safetensors.torch import load_file
-from transformers import (AutoModelForMaskedLM, AutoTokenizer, BertConfig, BertForMaskedLM, BertForPreTraining,
-                          BertModel, GPT2Config, GPT2LMHeadModel)
+from transformers import (
+    AutoModelForMaskedLM,
+    AutoTokenizer,
+    BertConfig,
+    BertForMaskedLM,
+    BertForPreTraining,
+    BertModel,
+    GPT2Config,
+    GPT2LMHeadModel,
+)
 
 import selfsup  # noqa: F401  (registers selfsup-bert)
 from selfsup.errors import InputError

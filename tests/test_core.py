@@ -6,8 +6,13 @@ import torch
 from transformers import AutoConfig, AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining
 
 import selfsup  # noqa: F401
-from selfsup.modeling import (SelfsupBertConfig, SelfsupBertForMaskedLM, SelfsupBertForPreTraining,
-                              SelfsupBertModel, SelfsupGPTForCausalLM)
+from selfsup.modeling import (
+    SelfsupBertConfig,
+    SelfsupBertForMaskedLM,
+    SelfsupBertForPreTraining,
+    SelfsupBertModel,
+    SelfsupGPTForCausalLM,
+)
 from selfsup.modeling.cache import KVCache
 from selfsup.modeling.stacks import Decoder
 

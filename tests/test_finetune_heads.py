@@ -9,13 +9,22 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
-                          AutoModelForTokenClassification, BertConfig, BertForQuestionAnswering,
-                          BertForSequenceClassification, BertForTokenClassification)
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    BertConfig,
+    BertForQuestionAnswering,
+    BertForSequenceClassification,
+    BertForTokenClassification,
+)
 
 import selfsup  # noqa: F401  (registers the heads)
-from selfsup.modeling import (SelfsupBertForQuestionAnswering, SelfsupBertForSequenceClassification,
-                              SelfsupBertForTokenClassification)
+from selfsup.modeling import (
+    SelfsupBertForQuestionAnswering,
+    SelfsupBertForSequenceClassification,
+    SelfsupBertForTokenClassification,
+)
 from selfsup.modeling.convert_bert import config_from_hf, hf_to_selfsup
 
 LAYERS = 2

@@ -10,8 +10,13 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import (AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM, AutoModelForPreTraining,
-                          AutoModelForSeq2SeqLM)
+from transformers import (
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForMaskedLM,
+    AutoModelForPreTraining,
+    AutoModelForSeq2SeqLM,
+)
 
 import selfsup  # noqa: F401
 from selfsup.modeling.blocks import Block

@@ -15,7 +15,8 @@ from selfsup.errors import InputError
 sys.path.insert(0, str(Path(__file__).parent))
 from test_icl_scoring import byte_tokenizer, tiny_llama  # noqa: E402
 
-_spec = importlib.util.spec_from_file_location("icl_eval_resume", Path(__file__).parent.parent / "scripts" / "icl_eval.py")
+_spec = importlib.util.spec_from_file_location("icl_eval_resume",
+                                               Path(__file__).parent.parent / "scripts" / "icl_eval.py")
 icl_eval = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(icl_eval)
 
@@ -66,7 +67,8 @@ def test_an_interrupted_run_resumes_without_rescoring_and_ends_as_an_uninterrupt
     fail_at[0] = 2  # the second (task, shots) is interrupted: only the first is saved
     with pytest.raises(KeyboardInterrupt):
         icl_eval.main(flags(tiny_model, tmp_path / "resumed"))
-    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == ["result_copa_0shot.json", "samples_copa_0shot.jsonl"]
+    assert sorted(p.name for p in (tmp_path / "resumed").iterdir()) == ["result_copa_0shot.json",
+                                                                        "samples_copa_0shot.jsonl"]
 
     calls.clear()
     fail_at[0] = None

@@ -12,9 +12,9 @@ from tokenizers import Tokenizer, decoders, models, pre_tokenizers
 from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PreTrainedTokenizerFast
 
 import selfsup  # noqa: F401  (registers selfsup-gpt)
+from selfsup.icl.generation import generate_until
 from selfsup.icl.harness import evaluate_task
 from selfsup.icl.requests import Request, encode_pair
-from selfsup.icl.generation import generate_until
 from selfsup.icl.scoring import length_batches, score_fast, score_naive
 from selfsup.icl.tasks import FORMATS, load_task_file
 from selfsup.modeling.cache_kwargs import cache_keyword
@@ -244,7 +244,8 @@ def test_a_peft_adapter_is_applied_on_top_of_the_base_model(tmp_path):
     base.save_pretrained(tmp_path / "base")
     byte_tokenizer().save_pretrained(tmp_path / "base")
     torch.manual_seed(1)  # init_lora_weights=False: a non-zero adapter, so it visibly changes the logits
-    adapted = get_peft_model(tiny_llama(), LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
+    adapted = get_peft_model(tiny_llama(),
+                             LoraConfig(r=2, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     adapted.save_pretrained(tmp_path / "adapter")
     loaded, _ = load_model(str(tmp_path / "base"), peft=str(tmp_path / "adapter"))
     ids = torch.tensor([[1, 2, 3, 4, 5]])

@@ -13,7 +13,8 @@ from selfsup.icl.harness import evaluate_task
 from selfsup.icl.models import load_model
 from selfsup.icl.tasks import get_task
 
-_spec = importlib.util.spec_from_file_location("icl_eval_script", Path(__file__).parent.parent / "scripts" / "icl_eval.py")
+_spec = importlib.util.spec_from_file_location("icl_eval_script",
+                                               Path(__file__).parent.parent / "scripts" / "icl_eval.py")
 icl_eval = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(icl_eval)
 

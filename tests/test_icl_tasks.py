@@ -9,8 +9,8 @@ import pytest
 
 from selfsup.errors import InputError
 from selfsup.icl.fewshot import sample_demonstrations
-from selfsup.icl.metrics import METRICS, bootstrap_stderr
 from selfsup.icl.generation import cut
+from selfsup.icl.metrics import METRICS, bootstrap_stderr
 from selfsup.icl.requests import build_context, build_pairs, gold_answer
 from selfsup.icl.tasks import get_task, load_task_file, task_names
 

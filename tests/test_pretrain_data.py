@@ -13,8 +13,15 @@ from transformers import PreTrainedTokenizerFast
 from selfsup.errors import InputError
 from selfsup.pretrain.corpus import read_documents, stdlib_docstrings
 from selfsup.pretrain.data import build_pretraining_data
-from selfsup.pretrain.instances import (IN_ORDER, IS_NEXT, IS_RANDOM, SWAPPED, InstanceConfig, build_instances,
-                                        tokenize_documents)
+from selfsup.pretrain.instances import (
+    IN_ORDER,
+    IS_NEXT,
+    IS_RANDOM,
+    SWAPPED,
+    InstanceConfig,
+    build_instances,
+    tokenize_documents,
+)
 from selfsup.pretrain.masking import MaskingCollator
 from selfsup.pretrain.tokenizer import train_wordpiece
 

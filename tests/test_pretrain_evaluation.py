@@ -76,7 +76,8 @@ def test_metrics_match_a_direct_computation_on_the_fixed_masks(setup):
     loss_sum, correct, total, nsp_correct = 0.0, 0, 0, 0
     with torch.no_grad():
         for row in rows:  # one sequence at a time, no padding: an independent reference
-            out = model(input_ids=torch.tensor([row["input_ids"]]), token_type_ids=torch.tensor([row["token_type_ids"]]))
+            out = model(input_ids=torch.tensor([row["input_ids"]]),
+                        token_type_ids=torch.tensor([row["token_type_ids"]]))
             labels = torch.tensor(row["labels"])
             logits = out.prediction_logits[0][labels != -100]
             loss_sum += F.cross_entropy(logits, labels[labels != -100], reduction="sum").item()

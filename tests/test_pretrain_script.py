@@ -10,8 +10,7 @@ from pathlib import Path
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import (AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer, BertForPreTraining,
-                          pipeline)
+from transformers import AutoModelForMaskedLM, AutoModelForPreTraining, AutoTokenizer, BertForPreTraining, pipeline
 
 import selfsup  # noqa: F401
 from selfsup.errors import InputError

@@ -95,7 +95,8 @@ def test_resume_from_a_named_checkpoint_folder(tmp_path):
                             per_device_train_batch_size=8, learning_rate=1e-2)
     straight = Trainer(tiny_model(), config, tiny_dataset(), collate)
     straight.train()
-    config.output_dir, config.resume_from_checkpoint = str(tmp_path / "b"), str(tmp_path / "a" / "checkpoints" / "step-00000002")
+    config.output_dir = str(tmp_path / "b")
+    config.resume_from_checkpoint = str(tmp_path / "a" / "checkpoints" / "step-00000002")
     resumed = Trainer(tiny_model(), config, tiny_dataset(), collate)
     resumed.train()
     assert resumed.state.step == 4

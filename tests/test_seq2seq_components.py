@@ -44,7 +44,8 @@ def test_copy_distribution_sums_to_one_and_puts_no_mass_on_padding():
     assert torch.all(final[1, :, VOCAB:] == 0)
     # its copy mass is the renormalised attention over its two real tokens
     renorm = attention[1, :, :2] / attention[1, :, :2].sum(-1, keepdim=True)
-    torch.testing.assert_close(final[1, :, 5], p_gen[1, :, 0] * vocab_probs[1, :, 5] + (1 - p_gen[1, :, 0]) * renorm[:, 0])
+    torch.testing.assert_close(final[1, :, 5],
+                               p_gen[1, :, 0] * vocab_probs[1, :, 5] + (1 - p_gen[1, :, 0]) * renorm[:, 0])
 
 
 def test_oov_source_word_gets_probability_through_the_copy_path_only():

@@ -12,8 +12,16 @@ import pytest
 from scipy.stats import chisquare, poisson
 
 from selfsup.errors import InputError
-from selfsup.seq2seq.noising import (NoiseConfig, apply_noise, document_rotation, infilling_spans,
-                                     sentence_permutation, text_infilling, token_deletion, token_masking)
+from selfsup.seq2seq.noising import (
+    NoiseConfig,
+    apply_noise,
+    document_rotation,
+    infilling_spans,
+    sentence_permutation,
+    text_infilling,
+    token_deletion,
+    token_masking,
+)
 
 MASK = -1
 # chi-square tests at this p-value: a correct implementation fails one of them 1 time in

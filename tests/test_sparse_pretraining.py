@@ -13,8 +13,13 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from selfsup.modeling import (SelfsupBertConfig, SelfsupBertForMaskedLM, SelfsupBertForPreTraining,
-                              SelfsupBertForSequenceClassification, SelfsupBertModel)
+from selfsup.modeling import (
+    SelfsupBertConfig,
+    SelfsupBertForMaskedLM,
+    SelfsupBertForPreTraining,
+    SelfsupBertForSequenceClassification,
+    SelfsupBertModel,
+)
 from selfsup.modeling.attention import MultiHeadAttention
 from selfsup.modeling.bert import prediction_positions
 from selfsup.modeling.vocab_loss import SoftmaxBuffer, vocab_cross_entropy

@@ -15,7 +15,6 @@ from transformers import AutoModelForMaskedLM
 
 import selfsup  # noqa: F401  (registers the Auto classes)
 from selfsup.modeling import SelfsupBertForMaskedLM
-
 from selfsup.training import NonFiniteLossError, Trainer
 from selfsup.training.checkpoint import latest_checkpoint, list_checkpoints
 from selfsup.training.config import TrainingConfig
@@ -104,7 +103,8 @@ def test_no_weight_decay_on_biases_and_layer_norms():
     assert all(p.ndim == 1 for p in no_decay["params"])
 
 
-def _launch(launch, out: Path, processes: int, batch: int, steps: int, epochs: float = 1.0, accumulation: int = 1) -> dict:
+def _launch(launch, out: Path, processes: int, batch: int, steps: int, epochs: float = 1.0,
+            accumulation: int = 1) -> dict:
     env = {**os.environ, "ACCELERATE_USE_CPU": "1", "OMP_NUM_THREADS": "1"}
     cmd = [*launch(processes), str(HERE / "tiny_training.py"), str(out), str(batch), str(accumulation), str(steps),
            str(epochs)]

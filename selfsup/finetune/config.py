@@ -20,7 +20,8 @@ class FinetuneConfig:
     max_answer_length: int = 30
     null_score_diff_threshold: float = 0.0
     label_all_tokens: bool = False
-    max_train_samples: int | None = field(default=None, metadata={"help": "the first n training examples (default: all)"})
+    max_train_samples: int | None = field(default=None, metadata={
+        "help": "the first n training examples (default: all)"})
     max_eval_samples: int | None = field(default=None, metadata={"help": "the first n dev examples (default: all)"})
     lora_r: int = field(default=0, metadata={"help": "LoRA rank (0: full fine-tuning)"})
     lora_alpha: int = 16

@@ -48,7 +48,8 @@ def prepare_features(examples: dict, tokenizer, max_seq_length: int, doc_stride:
         enc["example_id"].append(examples["id"][example])
         if train:
             answers = examples["answers"][example]
-            cls = enc["input_ids"][i].index(tokenizer.cls_token_id) if tokenizer.cls_token_id in enc["input_ids"][i] else 0
+            ids = enc["input_ids"][i]
+            cls = ids.index(tokenizer.cls_token_id) if tokenizer.cls_token_id in ids else 0
             if not answers["answer_start"]:
                 starts.append(cls), ends.append(cls)
             else:

@@ -120,7 +120,8 @@ def read_squad(path: Path) -> list[dict]:
                 if not texts and not qa.get("is_impossible", False):
                     raise InputError("no answer and not marked is_impossible", path=path, field=where)
                 examples.append({"id": qid, "title": article.get("title", ""), "context": context,
-                                 "question": qa["question"].strip(), "answers": {"text": texts, "answer_start": starts}})
+                                 "question": qa["question"].strip(),
+                                 "answers": {"text": texts, "answer_start": starts}})
     if not examples:
         raise InputError("no questions", path=path)
     return examples

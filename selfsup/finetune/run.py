@@ -11,9 +11,15 @@ from pathlib import Path
 import torch
 from accelerate.utils import set_seed
 from datasets import Dataset
-from transformers import (AutoConfig, AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
-                          AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification,
-                          DataCollatorWithPadding)
+from transformers import (
+    AutoConfig,
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+    AutoTokenizer,
+    DataCollatorForTokenClassification,
+    DataCollatorWithPadding,
+)
 
 import selfsup  # noqa: F401  (registers the selfsup heads)
 
@@ -155,7 +161,8 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
               "eval_examples": len(eval_examples), "epochs": summary["epoch"], "steps": summary["steps"],
               "train_seconds": summary["train_seconds"],
               "train_examples_per_second": summary["train_samples_per_second"],
-              "wall_seconds": time.time() - start, "model": model_source, "model_path": cfg.model_name_or_path, "finetune": asdict(cfg),
+              "wall_seconds": time.time() - start, "model": model_source, "model_path": cfg.model_name_or_path,
+              "finetune": asdict(cfg),
               "training": asdict(train_cfg), "num_processes": accelerator.num_processes,
               "versions": package_versions()}
     # Written before the test split is read: a bad test file must not cost the dev scores.

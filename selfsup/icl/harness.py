@@ -77,7 +77,8 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
         from accelerate.utils import gather_object
         records = sorted(gather_object(records), key=lambda r: r["index"])
 
-    names = list(task.metrics or REPORTED[task.output_type]) + (["acc_calibrated"] if calibrate and task.output_type == "multiple_choice" else [])
+    calibrated = ["acc_calibrated"] if calibrate and task.output_type == "multiple_choice" else []
+    names = list(task.metrics or REPORTED[task.output_type]) + calibrated
     metrics = {}
     for name in names:
         values = [METRICS.get(name)(r) for r in records]

@@ -11,6 +11,7 @@ from .harness import TaskResult
 from .resume import write_atomic
 from .tasks import TaskSpec
 
+
 def task_provenance(task: TaskSpec) -> dict:
     return {k: v for k, v in dataclasses.asdict(task).items()}
 
@@ -65,7 +66,8 @@ def plot_curve(results: list[TaskResult], path: Path, metric: str | None = None)
     ax.set_xticks(sorted({r.num_fewshot for r in results}))  # the shots run, not fractions between them
     ax.set_xlabel("demonstrations (shots)")
     ax.set_ylabel(metric or "score")
-    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))  # beside the axes: ten tasks cover the lines
+    # beside the axes: ten tasks cover the lines
+    ax.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.02, 0.5))
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)

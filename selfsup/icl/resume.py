@@ -29,7 +29,8 @@ SETTINGS = ("model", "gguf_file", "peft", "dtype", "seed", "limit", "max_length"
 
 def result_settings(args, task: TaskSpec, num_fewshot: int) -> dict:
     """What a (task, shots) result depends on, as JSON would give it back. ``args``: ICLArguments."""
-    spec = {k: v for k, v in dataclasses.asdict(task).items() if k != "source"}  # where the YAML lies is not what it says
+    # where the YAML lies is not what it says
+    spec = {k: v for k, v in dataclasses.asdict(task).items() if k != "source"}
     settings = {name: getattr(args, name) for name in SETTINGS} | {"num_fewshot": num_fewshot, "task": spec}
     # The path alone would reuse the results of a model since retrained and saved at the same path.
     settings["weights_sha256"] = weights_fingerprint(args.model, args.gguf_file, args.peft)

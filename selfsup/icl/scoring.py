@@ -137,7 +137,8 @@ def _score_rest(model, requests: list[Request], rest: list[tuple[int, int]], cac
                        **{cache_kw: part_cache}, use_cache=True).logits
         real = real.bool()
         logp = logits[real].float().log_softmax(-1)  # (real tokens, vocab): padding is never normalised
-        token_lp = torch.zeros(real.shape, device=device).masked_scatter_(real, logp.gather(-1, targets[real, None])[:, 0])
+        token_lp = torch.zeros(real.shape, device=device).masked_scatter_(
+            real, logp.gather(-1, targets[real, None])[:, 0])
         miss = torch.zeros_like(real).masked_scatter_(real, logp.argmax(-1) != targets[real])
         for (_, i), s, m in zip(part, token_lp.sum(-1).tolist(), miss.any(-1).tolist()):
             logprob[i] += s

@@ -10,10 +10,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import (AutoModelForQuestionAnswering, AutoModelForSequenceClassification,
-                          AutoModelForTokenClassification)
-from transformers.modeling_outputs import (QuestionAnsweringModelOutput, SequenceClassifierOutput,
-                                           TokenClassifierOutput)
+from transformers import (
+    AutoModelForQuestionAnswering,
+    AutoModelForSequenceClassification,
+    AutoModelForTokenClassification,
+)
+from transformers.modeling_outputs import QuestionAnsweringModelOutput, SequenceClassifierOutput, TokenClassifierOutput
 
 from .bert import SelfsupBertModel, SelfsupBertPreTrainedModel
 from .configuration import SelfsupBertConfig

@@ -99,7 +99,8 @@ def config_from_hf(hf, path: Path | None = None) -> SelfsupGPTConfig:
 
     model_type = hf.get("model_type") if isinstance(hf, dict) else hf.model_type
     if model_type not in LLAMA_FAMILY:
-        raise InputError(f"model_type {model_type!r} is not a Llama-family model (supported: {', '.join(LLAMA_FAMILY)})",
+        raise InputError(f"model_type {model_type!r} is not a Llama-family model "
+                         f"(supported: {', '.join(LLAMA_FAMILY)})",
                          path=path, field="model_type")
     if isinstance(hf, dict):
         hf = LlamaConfig.from_dict(hf)

@@ -163,7 +163,8 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
 
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, src_len) → encoder states (batch, src_len, hidden)."""
-        return self.encoder(self.embeddings(input_ids), attention_mask, implementation=self._implementation()).hidden_states
+        return self.encoder(self.embeddings(input_ids), attention_mask,
+                            implementation=self._implementation()).hidden_states
 
     def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
         """Decoder inputs from labels (batch, tgt_len): start token, then labels[:-1], with

@@ -90,7 +90,8 @@ class MaskingCollator:
         depend on the rest of the batch."""
         shape, n_groups = input_ids.shape, int(groups.max()) + 1
         if row_seeds is None:
-            return (torch.rand(shape[0], n_groups, generator=self.generator), torch.rand(*shape, generator=self.generator),
+            return (torch.rand(shape[0], n_groups, generator=self.generator),
+                    torch.rand(*shape, generator=self.generator),
                     torch.randint(len(self._random_ids), shape, generator=self.generator))
         group_draw, action = torch.ones(shape[0], n_groups), torch.ones(shape)
         pick = torch.zeros(shape, dtype=torch.long)

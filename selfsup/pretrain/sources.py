@@ -24,8 +24,19 @@ from datasets import Dataset
 
 from ..errors import InputError
 from ..finetune.tasks import get_task
-from .corpus import (LAYOUTS, corpus_files, files_fingerprint, hub_documents, hub_stream, is_local, parse_documents,
-                     read_documents, read_lines, split_sentences, stdlib_docstrings)
+from .corpus import (
+    LAYOUTS,
+    corpus_files,
+    files_fingerprint,
+    hub_documents,
+    hub_stream,
+    is_local,
+    parse_documents,
+    read_documents,
+    read_lines,
+    split_sentences,
+    stdlib_docstrings,
+)
 
 # Sentences per pseudo-document of one-sentence examples (SST-2 phrases, CoLA sentences).
 # NSP and SOP need documents of several sentences; consecutive examples grouped in file

@@ -14,8 +14,8 @@ from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
 from selfsup.metrics.generation import corpus_bleu, exact_match, rouge
-from selfsup.provenance import package_versions, write_model_card
 from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
+from selfsup.provenance import package_versions, write_model_card
 from selfsup.training import Trainer, TrainingConfig
 
 from .data import Pair, read_pairs
@@ -202,7 +202,8 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
                       evaluate_fn=evaluate_fn if validation else None,
                       hparams={"copy": copy, "coverage": model.config.use_coverage,
                                "scheduled_sampling": ss_args.scheduled_sampling}, **extra)
-    summary = {"train": trainer.train(), "provenance": provenance(model_args, data_args, ss_args, gen_args, train_config),
+    summary = {"train": trainer.train(),
+               "provenance": provenance(model_args, data_args, ss_args, gen_args, train_config),
                "train_examples": len(dataset), "vocab_size": len(tokenizer),
                "train_target_oov_rate": _oov_rate(train_pairs, tokenizer)}
     if validation:

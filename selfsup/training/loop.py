@@ -53,8 +53,14 @@ from typing import Callable, Iterator
 
 import torch
 from accelerate import Accelerator
-from accelerate.utils import (DataLoaderConfiguration, DistributedType, GradientAccumulationPlugin,
-                               InitProcessGroupKwargs, send_to_device, set_seed)
+from accelerate.utils import (
+    DataLoaderConfiguration,
+    DistributedType,
+    GradientAccumulationPlugin,
+    InitProcessGroupKwargs,
+    send_to_device,
+    set_seed,
+)
 from safetensors.torch import load_file
 from torch.utils.data import DataLoader, IterableDataset
 from tqdm.auto import tqdm
@@ -63,7 +69,6 @@ from ..errors import InputError
 from .checkpoint import latest_checkpoint, save_checkpoint
 from .config import TrainingConfig
 from .optim import build_optimizer
-
 
 logger = logging.getLogger(__name__)
 
@@ -114,7 +119,8 @@ def make_accelerator(config: TrainingConfig) -> Accelerator:
         handlers.append(InitProcessGroupKwargs(backend="gloo"))
     accelerator = Accelerator(mixed_precision=config.mixed_precision, log_with=log_with, project_dir=config.output_dir,
                               gradient_accumulation_plugin=accumulation, kwargs_handlers=handlers,
-                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True, data_seed=config.seed))
+                              dataloader_config=DataLoaderConfiguration(use_seedable_sampler=True,
+                                                                        data_seed=config.seed))
     if accelerator.distributed_type == DistributedType.DEEPSPEED:
         # DeepSpeed accumulates and clips inside its engine, from its own config: make that
         # config say what the loop was told, not what an accelerate YAML file said.
