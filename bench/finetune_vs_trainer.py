@@ -39,7 +39,7 @@ from selfsup import resources
 from selfsup.finetune import evaluation
 from selfsup.finetune.config import FinetuneConfig
 from selfsup.finetune.run import OUTPUT_KEYS, _versions, build_features, load_examples, load_model, run
-from selfsup.finetune.tasks import TaskSpec, finetune_tasks, get_task, register
+from selfsup.finetune.tasks import FinetuneTask, finetune_tasks, get_finetune_task, register
 from selfsup.training import TrainingConfig
 
 DEFAULT_TASKS = "glue/sst2,glue/mrpc,glue/stsb,glue/rte,glue/cola,bench/conll2003_test,squad/dev_split"
@@ -49,13 +49,13 @@ TARGETS = ("labels", "start_positions", "end_positions")
 
 def register_conll_test() -> None:
     """CoNLL-2003 with test.txt as the evaluation split (the number papers report)."""
-    conll = get_task("ner/conll2003")
+    conll = get_finetune_task("ner/conll2003")
     if "bench/conll2003_test" not in finetune_tasks:
         register(replace(conll, name="bench/conll2003_test", version=conll.version + "-test",
                          read=lambda d, s: conll.read(d, "test" if s == "validation" else s)))
 
 
-def ours(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
+def ours(task: FinetuneTask, cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
     result = run(cfg, train_cfg)
     # Training time alone, like the Trainer's train_runtime: the wall clock at the last
     # logged training step, before the final evaluation and checkpoint save.
@@ -69,7 +69,7 @@ def ours(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict
             "examples_per_second": features / last["elapsed_seconds"]}
 
 
-def theirs(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
+def theirs(task: FinetuneTask, cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
     set_seed(train_cfg.seed)
     tokenizer = AutoTokenizer.from_pretrained(cfg.model_name_or_path)
     train_examples = load_examples(task, cfg, "train", cfg.max_train_samples)
@@ -134,7 +134,7 @@ def main() -> None:
     out.mkdir(parents=True, exist_ok=True)
     rows = []
     for name in args.tasks.split(","):
-        task = get_task(name)
+        task = get_finetune_task(name)
         span = task.case == "span"
         cfg = FinetuneConfig(task=name, model_name_or_path=model, max_train_samples=args.max_train_samples,
                              max_eval_samples=args.max_eval_samples,
@@ -176,7 +176,7 @@ def print_table(rows: list[dict]) -> None:
         if (a["task"], a["side"], b["side"]) != (b["task"], "selfsup", "trainer"):
             raise ValueError(f"results out of order: {a['task']}/{a['side']} then {b['task']}/{b['side']}")
         for key, value in a["metrics"].items():
-            if key in b["metrics"] and key in get_task(a["task"]).metrics:
+            if key in b["metrics"] and key in get_finetune_task(a["task"]).metrics:
                 scale = 1 if a["task"].startswith("squad") else 100  # SQuAD is already in percent
                 print(f"{a['task']:<24}{key:<14}{scale * value:>9.2f}{scale * b['metrics'][key]:>9.2f}"
                       f"{scale * (value - b['metrics'][key]):>+8.2f}")

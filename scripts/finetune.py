@@ -18,7 +18,7 @@ from selfsup.cli import parse_config, run_script
 from selfsup.errors import InputError, SplitNotFound
 from selfsup.finetune.config import FinetuneConfig
 from selfsup.finetune.run import run
-from selfsup.finetune.tasks import finetune_tasks, get_task
+from selfsup.finetune.tasks import finetune_tasks, get_finetune_task
 from selfsup.training import TrainingConfig
 
 DEFAULTS = {"output_dir": "outputs/finetune", "learning_rate": 5e-5, "num_train_epochs": 3.0,
@@ -31,7 +31,7 @@ def main(args: list[str] | None = None) -> list[dict]:
         results = [run(cfg, train_cfg)]
         PartialState().destroy_process_group()  # gloo aborts at exit otherwise
         return results
-    get_task("glue/sst2")  # loads the task definitions
+    get_finetune_task("glue/sst2")  # loads the task definitions
     results, skipped = [], []
     for name in finetune_tasks.names():
         if not name.startswith("glue/"):

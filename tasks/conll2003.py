@@ -10,7 +10,7 @@ from pathlib import Path
 
 from selfsup.errors import InputError
 from selfsup.finetune.readers import read_conll
-from selfsup.finetune.tasks import TaskSpec, register
+from selfsup.finetune.tasks import FinetuneTask, register
 from selfsup.pretrain.corpus import read_documents
 from selfsup.resources import shared_data_dir
 
@@ -36,11 +36,11 @@ def _read_text(scheme: str, data_dir, split: str) -> list[list[str]]:
     return read_documents(_path(scheme, data_dir, split), "conll")
 
 
-register(TaskSpec("ner/conll2003", "token", ("f1", "precision", "recall"), labels=LABELS,
+register(FinetuneTask("ner/conll2003", "token", ("f1", "precision", "recall"), labels=LABELS,
                   read=lambda d, s: _read("iob2", d, s), splits=("train", "validation", "test"),
                   version="conll2003-iob2", options={"scheme": "IOB2"},
                   read_text=lambda d, s: _read_text("iob2", d, s)))
-register(TaskSpec("ner/conll2003_iob1", "token", ("f1", "precision", "recall"), labels=LABELS,
+register(FinetuneTask("ner/conll2003_iob1", "token", ("f1", "precision", "recall"), labels=LABELS,
                   read=lambda d, s: _read("iob1", d, s), splits=("train", "validation", "test"),
                   version="conll2003-iob1", options={"scheme": "IOB1"},
                   read_text=lambda d, s: _read_text("iob1", d, s)))

@@ -16,7 +16,7 @@ from pathlib import Path
 
 from selfsup.errors import InputError, SplitNotFound
 from selfsup.finetune.readers import read_tsv
-from selfsup.finetune.tasks import TaskSpec, register
+from selfsup.finetune.tasks import FinetuneTask, register
 from selfsup.resources import shared_data_dir
 
 NLI2 = ("entailment", "not_entailment")
@@ -152,6 +152,6 @@ def hub_examples(name: str, ds) -> list[dict]:
 
 
 for _name, _task in GLUE.items():
-    register(TaskSpec(name=f"glue/{_name}", case=_task.case, metrics=_task.metrics, labels=_task.labels,
+    register(FinetuneTask(name=f"glue/{_name}", case=_task.case, metrics=_task.metrics, labels=_task.labels,
                       read=partial(_read, _name), splits=("train", "validation", "test"), version="glue-1",
                       options={"submission": _task.submission}, read_text=partial(_read_text, _name)))

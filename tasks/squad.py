@@ -11,7 +11,7 @@ from pathlib import Path
 
 from selfsup.errors import InputError
 from selfsup.finetune.readers import read_squad
-from selfsup.finetune.tasks import TaskSpec, register
+from selfsup.finetune.tasks import FinetuneTask, register
 from selfsup.pretrain.corpus import split_sentences
 from selfsup.resources import shared_data_dir
 
@@ -57,12 +57,12 @@ def _read_dev_split_text(data_dir, split: str, train_articles: int = 38) -> list
     return _contexts(articles[:train_articles] if split == "train" else articles[train_articles:])
 
 
-register(TaskSpec("squad/v1.1", "span", ("exact_match", "f1"), read=lambda d, s: _read("1.1", d, s),
+register(FinetuneTask("squad/v1.1", "span", ("exact_match", "f1"), read=lambda d, s: _read("1.1", d, s),
                   main_metric="f1", version="squad-1.1", options={"version_2_with_negative": False},
                   read_text=lambda d, s: _read_text("1.1", d, s)))
-register(TaskSpec("squad/v2.0", "span", ("exact_match", "f1"), read=lambda d, s: _read("2.0", d, s),
+register(FinetuneTask("squad/v2.0", "span", ("exact_match", "f1"), read=lambda d, s: _read("2.0", d, s),
                   main_metric="f1", version="squad-2.0", options={"version_2_with_negative": True},
                   read_text=lambda d, s: _read_text("2.0", d, s)))
-register(TaskSpec("squad/dev_split", "span", ("exact_match", "f1"), read=_read_dev_split, main_metric="f1",
+register(FinetuneTask("squad/dev_split", "span", ("exact_match", "f1"), read=_read_dev_split, main_metric="f1",
                   version="squad-1.1-dev-38-10", options={"version_2_with_negative": False},
                   read_text=_read_dev_split_text))

@@ -13,11 +13,11 @@ from transformers import AutoModelForSequenceClassification, AutoTokenizer, Data
 from selfsup.finetune import evaluation
 from selfsup.finetune.config import FinetuneConfig
 from selfsup.finetune.run import build_features, load_examples
-from selfsup.finetune.tasks import get_task
+from selfsup.finetune.tasks import get_finetune_task
 
 model_dir, out = sys.argv[1], sys.argv[2]
 accelerator = Accelerator()
-task = get_task("glue/rte")
+task = get_finetune_task("glue/rte")
 cfg = FinetuneConfig(task="glue/rte", model_name_or_path=model_dir, max_seq_length=64)
 tokenizer = AutoTokenizer.from_pretrained(model_dir)
 examples = load_examples(task, cfg, "validation", 37)  # odd: the last batch is uneven across processes

@@ -18,7 +18,7 @@ from selfsup.finetune import ner, qa
 from selfsup.finetune.config import FinetuneConfig
 from selfsup.finetune.readers import read_conll, read_squad, read_tsv
 from selfsup.finetune.run import run
-from selfsup.finetune.tasks import get_task
+from selfsup.finetune.tasks import get_finetune_task
 from selfsup.modeling import SelfsupBertForSequenceClassification
 from selfsup.provenance import read_card_metrics
 from selfsup.training import TrainingConfig
@@ -88,13 +88,13 @@ def test_conll_unknown_tag_and_malformed_line(tmp_path):
 
 def test_every_glue_task_is_registered_and_typos_get_suggestions(shared_data):
     for name in ("cola", "sst2", "mrpc", "stsb", "qqp", "mnli", "mnli_mismatched", "qnli", "rte", "wnli"):
-        get_task(f"glue/{name}")
-    assert get_task("glue/stsb").is_regression
-    assert len(get_task("glue/mrpc").read(None, "train")) == 3668
+        get_finetune_task(f"glue/{name}")
+    assert get_finetune_task("glue/stsb").is_regression
+    assert len(get_finetune_task("glue/mrpc").read(None, "train")) == 3668
     with pytest.raises(KeyError, match="did you mean"):
-        get_task("glue/mrcp")
+        get_finetune_task("glue/mrcp")
     with pytest.raises(InputError, match="MNLI"):
-        get_task("glue/mnli").read(None, "validation")  # not in shared/data: a clear message
+        get_finetune_task("glue/mnli").read(None, "validation")  # not in shared/data: a clear message
 
 
 # Each GLUE test file's header as download_glue_data.py writes it, and where the text lies.
@@ -125,7 +125,7 @@ def test_every_glue_test_layout_is_read_with_its_own_index(name, tmp_path):
         row = [f"{index}"] + [f"f{index}.{c}" for c in range(1, width)]
         rows.append("\t".join(row))
     path.write_text(header + "\n" + "\n".join(rows) + "\n")
-    examples = get_task(f"glue/{name}").read(tmp_path, "test")
+    examples = get_finetune_task(f"glue/{name}").read(tmp_path, "test")
     assert [e["idx"] for e in examples] == [7, 3]
     assert [e["text"] for e in examples] == [f"f7.{text}", f"f3.{text}"]
     assert [e["text_pair"] for e in examples] == ([None, None] if pair is None else [f"f7.{pair}", f"f3.{pair}"])
@@ -144,7 +144,7 @@ def test_hub_labels_follow_the_hub_names_not_our_order(monkeypatch):
                                     "idx": datasets.Value("int32")}))
     asked = []
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: asked.append((a, k)) or hub)
-    task = get_task("glue/mnli_mismatched")
+    task = get_finetune_task("glue/mnli_mismatched")
     examples = task.read("hub", "validation")
     assert asked == [(("nyu-mll/glue", "mnli"), {"split": "validation_mismatched"})]
     assert [task.labels[e["label"]] for e in examples[:3]] == ["entailment", "neutral", "contradiction"]
@@ -162,7 +162,7 @@ def test_hub_binary_labels_mean_what_the_local_files_mean(name, hub_names, monke
                                      features=datasets.Features({**{c: datasets.Value("string") for c in columns},
                                                                  "label": datasets.ClassLabel(names=hub_names)}))
     monkeypatch.setattr(datasets, "load_dataset", lambda *a, **k: hub)
-    task = get_task(f"glue/{name}")
+    task = get_finetune_task(f"glue/{name}")
     local = {"wnli": ["0", "1"], "cola": ["0", "1"], "rte": ["entailment", "not_entailment"]}[name]
     assert [task.labels[e["label"]] for e in task.read("hub", "train")] == local
 
@@ -186,7 +186,7 @@ def test_a_missing_model_folder_is_named_as_such(tmp_path):
 
 # -- windows lose nothing ---------------------------------------------------------------------
 def test_qa_windows_cover_every_context_token(shared_data, tokenizer):
-    examples = get_task("squad/v1.1").read(None, "validation")[:60]
+    examples = get_finetune_task("squad/v1.1").read(None, "validation")[:60]
     columns = {k: [e[k] for e in examples] for k in examples[0]}
     features = qa.prepare_features(columns, tokenizer, max_seq_length=96, doc_stride=24, max_query_length=32,
                                    train=False)
@@ -210,7 +210,7 @@ def test_qa_training_labels_point_at_the_answer(shared_data, tokenizer):
     def squash(text):  # the uncased tokenizer's view of a text, without spaces or ##
         return "".join(tokenizer.decode(tokenizer(text, add_special_tokens=False)["input_ids"]).split())
 
-    for example in get_task("squad/v1.1").read(None, "validation")[:30]:
+    for example in get_finetune_task("squad/v1.1").read(None, "validation")[:30]:
         columns = {k: [example[k]] for k in example}
         enc = qa.prepare_features(columns, tokenizer, 128, 32, 32, train=True)
         answer = squash(example["answers"]["text"][0])
@@ -253,7 +253,7 @@ def test_ner_windows_merge_back_to_their_own_sentence_past_the_first_map_batch(t
         n = 60 if i % 97 == 0 else int(rng.integers(1, 8))
         examples.append({"tokens": [f"w{i}x{j}" for j in range(n)], "tags": rng.integers(0, 3, n).tolist()})
     cfg = FinetuneConfig(task="ner/conll2003", model_name_or_path="unused", max_seq_length=32, doc_stride=8)
-    features = build_features(get_task("ner/conll2003"), examples, tokenizer, cfg, train=False)
+    features = build_features(get_finetune_task("ner/conll2003"), examples, tokenizer, cfg, train=False)
     assert len(features) > len(examples)
     logits = np.zeros((len(features), 32, 3))  # "predict" each word's gold tag in every window
     for f, (example, word_ids) in enumerate(zip(features["example_idx"], features["word_ids"])):
@@ -292,7 +292,7 @@ def test_each_case_trains_and_its_loss_falls(request, tmp_path, shared_data, tas
     losses = [json.loads(line)["loss"] for line in (tmp_path / "metrics.jsonl").read_text().splitlines()
               if '"loss"' in line]
     assert np.mean(losses[-3:]) < 0.85 * np.mean(losses[:3]), losses
-    assert set(get_task(task).metrics) <= set(result["best"])
+    assert set(get_finetune_task(task).metrics) <= set(result["best"])
     assert (tmp_path / "best" / "config.json").exists() and (tmp_path / "metrics.json").exists()
 
 
@@ -348,7 +348,7 @@ def test_lora_trains_only_adapters_and_head_and_saves_a_merged_reloadable_folder
 
     cfg = FinetuneConfig(task="glue/rte", model_name_or_path=str(tiny_selfsup_bert), max_seq_length=64,
                          max_train_samples=16, max_eval_samples=8, lora_r=4, lora_alpha=8, lora_dropout=0.0)
-    trainable = {n for n, p in load_model(get_task("glue/rte"), cfg).named_parameters() if p.requires_grad}
+    trainable = {n for n, p in load_model(get_finetune_task("glue/rte"), cfg).named_parameters() if p.requires_grad}
     assert trainable and all(".qkv.lora_" in n or ".classifier." in n for n in trainable), trainable
     run(cfg, TrainingConfig(output_dir=str(tmp_path), max_steps=3, per_device_train_batch_size=8,
                             learning_rate=1e-2, report_to="none"))
@@ -477,7 +477,7 @@ def test_every_finetune_config_parses_into_a_registered_task_with_valid_windows(
     from selfsup.cli import parse_config
 
     cfg, train_cfg = parse_config((FinetuneConfig, TrainingConfig), ["--config", str(path)])
-    task = get_task(cfg.task)
+    task = get_finetune_task(cfg.task)
     if task.case == "span":
         qa.validate_windows(cfg.max_seq_length, cfg.doc_stride, cfg.max_query_length)
     assert cfg.model_name_or_path and train_cfg.learning_rate > 0

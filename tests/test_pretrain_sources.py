@@ -62,9 +62,9 @@ def test_a_task_gives_the_text_columns_of_its_training_split_only(tmp_path):
     write(tmp_path / "glue" / "RTE" / "train.tsv",
           "index\tsentence1\tsentence2\tlabel\n"
           "0\tA premise here.\tA hypothesis.\t???\n1\tAnother premise.\tAnd another.\t\n")
-    from selfsup.finetune.tasks import get_task
+    from selfsup.finetune.tasks import get_finetune_task
     with pytest.raises(InputError, match="unknown label 'banana'"):
-        get_task("glue/sst2").read(tmp_path, "train")
+        get_finetune_task("glue/sst2").read(tmp_path, "train")
 
     docs = task_documents("glue/sst2", tmp_path)
     # One-sentence examples are grouped, in file order, into pseudo-documents (NSP and SOP

@@ -30,7 +30,7 @@ from ..training import Trainer, TrainingConfig
 from ..training.loop import make_accelerator
 from . import evaluation, ner, qa
 from .config import FinetuneConfig
-from .tasks import TaskSpec, get_task
+from .tasks import FinetuneTask, get_finetune_task
 
 AUTO_CLASS = {"sequence": AutoModelForSequenceClassification, "pair": AutoModelForSequenceClassification,
               "token": AutoModelForTokenClassification, "span": AutoModelForQuestionAnswering}
@@ -44,12 +44,12 @@ def resolve_model(name: str) -> str:
     return str(resources.fetch_checkpoint(name)) if name in resources.CHECKPOINTS else resources.require_model(name)
 
 
-def load_examples(task: TaskSpec, cfg: FinetuneConfig, split: str, limit: int | None) -> list[dict]:
+def load_examples(task: FinetuneTask, cfg: FinetuneConfig, split: str, limit: int | None) -> list[dict]:
     examples = task.read(cfg.data_dir, split)
     return examples if limit is None else examples[:limit]
 
 
-def build_features(task: TaskSpec, examples: list[dict], tokenizer, cfg: FinetuneConfig, train: bool) -> Dataset:
+def build_features(task: FinetuneTask, examples: list[dict], tokenizer, cfg: FinetuneConfig, train: bool) -> Dataset:
     ds = Dataset.from_list(examples)
     if task.case in ("sequence", "pair"):
         def encode(batch):
@@ -68,7 +68,7 @@ def build_features(task: TaskSpec, examples: list[dict], tokenizer, cfg: Finetun
                   remove_columns=ds.column_names)
 
 
-def load_model(task: TaskSpec, cfg: FinetuneConfig):
+def load_model(task: FinetuneTask, cfg: FinetuneConfig):
     kwargs = {}
     if task.case in ("sequence", "pair", "token"):
         if task.is_regression:
@@ -83,7 +83,7 @@ def load_model(task: TaskSpec, cfg: FinetuneConfig):
     return model
 
 
-def add_lora(model, task: TaskSpec, cfg: FinetuneConfig):
+def add_lora(model, task: FinetuneTask, cfg: FinetuneConfig):
     from peft import LoraConfig, get_peft_model
 
     names = {n.rsplit(".", 1)[-1] for n, _ in model.named_modules()}
@@ -110,7 +110,7 @@ def _loss_share(count_key: str):
 
 
 def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
-    task = get_task(cfg.task)
+    task = get_finetune_task(cfg.task)
     if not cfg.model_name_or_path:
         raise InputError("--model_name_or_path is required", field="model_name_or_path")
     model_source = cfg.model_name_or_path
@@ -178,7 +178,7 @@ def run(cfg: FinetuneConfig, train_cfg: TrainingConfig) -> dict:
     return result
 
 
-def write_submission(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingConfig, accelerator, tokenizer,
+def write_submission(task: FinetuneTask, cfg: FinetuneConfig, train_cfg: TrainingConfig, accelerator, tokenizer,
                      collator) -> Path | None:
     """Test-set predictions of the best checkpoint as ``<output_dir>/<Task>.tsv``, the name and
     format the GLUE server expects; None, said aloud, when the test file is absent."""
@@ -199,7 +199,7 @@ def write_submission(task: TaskSpec, cfg: FinetuneConfig, train_cfg: TrainingCon
     return path
 
 
-def write_predictions(path: Path, examples: list[dict], predictions: list, task: TaskSpec) -> None:
+def write_predictions(path: Path, examples: list[dict], predictions: list, task: FinetuneTask) -> None:
     """GLUE submission format (``index<TAB>prediction``) for classification; JSON otherwise."""
     path.parent.mkdir(parents=True, exist_ok=True)
     if task.case in ("sequence", "pair"):
@@ -217,7 +217,7 @@ PIPELINE_TAG = {"sequence": "text-classification", "pair": "text-classification"
                 "span": "question-answering"}
 
 
-def write_card(folder: Path, task: TaskSpec, result: dict) -> Path:
+def write_card(folder: Path, task: FinetuneTask, result: dict) -> Path:
     """The best checkpoint's model card: its dev scores as metrics.json has them."""
     family, _, config = task.name.partition("/")
     auto = AUTO_CLASS[task.case].__name__

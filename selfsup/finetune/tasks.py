@@ -17,7 +17,7 @@ CASES = ("sequence", "pair", "token", "span")  # → class; → class per token;
 
 
 @dataclass(frozen=True)
-class TaskSpec:
+class FinetuneTask:
     name: str
     case: str
     metrics: tuple[str, ...]
@@ -45,15 +45,15 @@ class TaskSpec:
         return self.main_metric or self.metrics[0]
 
 
-finetune_tasks: Registry[TaskSpec] = Registry("task")
+finetune_tasks: Registry[FinetuneTask] = Registry("task")
 _TASK_MODULES = ("glue", "squad", "conll2003")
 
 
-def register(spec: TaskSpec) -> TaskSpec:
+def register(spec: FinetuneTask) -> FinetuneTask:
     return finetune_tasks.register(spec.name, spec)
 
 
-def get_task(name: str) -> TaskSpec:
+def get_finetune_task(name: str) -> FinetuneTask:
     for module in _TASK_MODULES:
         importlib.import_module(f"selfsup.tasks.{module}")
     return finetune_tasks.get(name)

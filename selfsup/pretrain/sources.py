@@ -23,7 +23,7 @@ from typing import Iterator
 from datasets import Dataset
 
 from ..errors import InputError
-from ..finetune.tasks import get_task
+from ..finetune.tasks import get_finetune_task
 from .corpus import (
     LAYOUTS,
     corpus_files,
@@ -86,13 +86,13 @@ class Source:
             return [self.kind, self.layout, files_fingerprint(corpus_files(self.name, self.allow_eval_splits))]
         if self.kind == "task":
             text = json.dumps(task_documents(self.name, data_dir)).encode()
-            return [self.kind, self.name, get_task(self.name).version, hashlib.sha256(text).hexdigest()]
+            return [self.kind, self.name, get_finetune_task(self.name).version, hashlib.sha256(text).hexdigest()]
         return [self.kind, self.name]
 
 
 def _is_task(name: str) -> bool:
     try:
-        get_task(name)
+        get_finetune_task(name)
     except KeyError:
         return False
     return True
@@ -140,7 +140,7 @@ def task_documents(name: str, data_dir: str | Path | None = None) -> list[list[s
     text_pair as two sentences; a CoNLL document; a SQuAD article's contexts). Lists of
     two sentences or more stay documents; one-sentence examples are grouped, in file
     order, into pseudo-documents of :data:`PSEUDO_DOCUMENT_SENTENCES`."""
-    spec = get_task(name)
+    spec = get_finetune_task(name)
     if spec.read_text is None:
         raise InputError(f"task {name} offers no text for pretraining (its spec has no read_text)", field="corpus")
     documents, pending = [], []
