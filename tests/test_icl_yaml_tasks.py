@@ -103,7 +103,8 @@ def lm_eval_pairs(folder, shots: int) -> list[list[tuple[str, str]]]:
     ref = folder / "reference"
     ref.mkdir(exist_ok=True)
     (ref / "siqa_reference.yaml").write_text(LM_EVAL.format(folder=folder), encoding="utf-8")
-    task = TaskManager(include_path=str(ref), include_defaults=False).load(["siqa_reference"])["tasks"]["siqa_reference"]
+    manager = TaskManager(include_path=str(ref), include_defaults=False)
+    task = manager.load(["siqa_reference"])["tasks"]["siqa_reference"]
     task.set_config("num_fewshot", shots)
     task.set_fewshot_seed(0)
     task.build_all_requests(rank=0, world_size=1)
@@ -215,7 +216,8 @@ doc_to_target: 0
 ])
 def test_lm_eval_keys_outside_the_subset_are_errors_naming_key_and_file(tmp_path, extra, message):
     path = tmp_path / "t.yaml"
-    base = LM_EVAL_OK if not extra.startswith("output_type") else LM_EVAL_OK.replace("output_type: multiple_choice\n", "")
+    base = LM_EVAL_OK if not extra.startswith("output_type") else \
+        LM_EVAL_OK.replace("output_type: multiple_choice\n", "")
     path.write_text(base + extra, encoding="utf-8")
     with pytest.raises(InputError, match=message) as err:
         load_task_file(path)

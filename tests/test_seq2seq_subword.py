@@ -45,7 +45,8 @@ def test_folders_load_as_the_tokenizer_they_hold(tmp_path):
     sub.save_pretrained(tmp_path / "sub")
     word = WordTokenizer.train(TEXTS, 50)
     word.save_pretrained(tmp_path / "word")
-    loaded_sub, loaded_word = WordTokenizer.from_pretrained(tmp_path / "sub"), WordTokenizer.from_pretrained(tmp_path / "word")
+    loaded_sub = WordTokenizer.from_pretrained(tmp_path / "sub")
+    loaded_word = WordTokenizer.from_pretrained(tmp_path / "word")
     assert type(loaded_sub) is SubwordTokenizer and type(loaded_word) is WordTokenizer
     assert loaded_sub.encode_source("I am Kubaro") == sub.encode_source("I am Kubaro")
     assert loaded_word.words("I am Kubaro") == ["I", "am", "Kubaro"]
@@ -90,6 +91,7 @@ def test_a_tiny_copy_model_learns_the_names_task_on_subwords(tmp_path):
     them piece by piece."""
     sys.path.insert(0, str(ROOT / "scripts"))
     import train_seq2seq
+
     from selfsup.tasks import names
     files = names.write(tmp_path / "data", n_train=800, n_test=60, seed=0)
     out = tmp_path / "run"
