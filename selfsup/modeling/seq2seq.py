@@ -14,8 +14,9 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, PreTrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
+from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
 
 from selfsup.seq2seq.copy import copy_distribution
@@ -102,8 +103,26 @@ class Seq2SeqCache(KVCache):
         if self.coverage is not None:
             self.coverage = self.coverage.index_select(0, index)
 
+    def reorder_cache(self, beam_idx: torch.Tensor) -> None:
+        """transformers' beam search calls this name."""
+        self.reorder(beam_idx)
 
-class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
+
+class _EncoderView(nn.Module):
+    """What ``generate()`` calls as the encoder: source ids → ``BaseModelOutput``. It holds the
+    model without registering it, so no parameter is seen twice."""
+
+    main_input_name = "input_ids"
+
+    def __init__(self, model: "SelfsupSeq2SeqForConditionalGeneration"):
+        super().__init__()
+        object.__setattr__(self, "model", model)
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None, **kwargs) -> BaseModelOutput:
+        return BaseModelOutput(last_hidden_state=self.model.encode(input_ids, attention_mask))
+
+
+class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
     """Shared embeddings → encoder; decoder with cross-attention → LM head (tied), mixed
     with a copy distribution when ``config.use_copy``."""
 
@@ -124,6 +143,7 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
         stack = dict(activation=c.hidden_act, dropout=c.hidden_dropout_prob,
                      attention_dropout=c.attention_probs_dropout_prob, eps=c.layer_norm_eps, pre_norm=c.pre_layer_norm)
         self.encoder = Encoder(c.num_hidden_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size, **stack)
+        self.encoder.main_input_name = "input_ids"  # generate() asks the encoder what its input is called
         self.decoder = Decoder(c.num_decoder_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
                                cross_attention=True, **stack)
         self.lm_head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
@@ -154,6 +174,23 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
 
     def get_output_embeddings(self):
         return self.lm_head
+
+    # -- transformers' generate(): encoder, cache and decoder inputs --------------------
+    def get_encoder(self, modality: str | None = None) -> nn.Module:
+        return _EncoderView(self)
+
+    @classmethod
+    def _supports_default_dynamic_cache(cls) -> bool:
+        # The copy head keeps its keys and coverage beside the KV cache: forward builds a
+        # Seq2SeqCache at the first step and generate() carries it on from the outputs.
+        return False
+
+    def prepare_inputs_for_generation(self, input_ids: torch.Tensor, *args, **kwargs) -> dict:
+        inputs = super().prepare_inputs_for_generation(input_ids, *args, **kwargs)
+        # A copied OOV word (an extended id) is read back as [UNK]: the embedding has no row for it.
+        ids = inputs["decoder_input_ids"]
+        inputs["decoder_input_ids"] = ids.masked_fill(ids >= self.config.vocab_size, self.config.unk_token_id)
+        return inputs
 
     def set_output_embeddings(self, value):
         self.lm_head = value
@@ -196,6 +233,8 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel):
             logger.warning_once("use_cache=True is incompatible with gradient checkpointing in training: "
                                 "setting use_cache=False")
             use_cache = False
+        if encoder_outputs is not None and not isinstance(encoder_outputs, torch.Tensor):
+            encoder_outputs = encoder_outputs[0]  # a BaseModelOutput, as generate() passes it
         memory = self.encode(input_ids, attention_mask) if encoder_outputs is None else encoder_outputs
         if attention_mask is None:
             attention_mask = torch.ones(memory.shape[:2], dtype=torch.long, device=memory.device)
