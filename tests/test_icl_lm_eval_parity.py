@@ -153,15 +153,18 @@ def ours_model(folder):
     return load_model(str(folder / "model"))
 
 
-def lm_eval_run(folder, task: str, shots: int, chat: ChatFormat | None = None, model: str = "model") -> dict:
-    """lm-eval's own run: ``{"samples": {task: [per-doc samples]}, "results": ...}``."""
+def lm_eval_run(folder, task: str, shots: int, chat: ChatFormat | None = None, model="model") -> dict:
+    """lm-eval's own run: ``{"samples": {task: [per-doc samples]}, "results": ...}``. ``model``: a
+    model folder's name in ``folder``, or an lm-eval model object."""
     from lm_eval import simple_evaluate
     from lm_eval.tasks import TaskManager
 
     logging.getLogger("lm_eval").setLevel(logging.ERROR)
     chat = chat or ChatFormat()
-    return simple_evaluate(model="hf", model_args={"pretrained": str(folder / model), "dtype": "float32",
-                                                    "device": "cpu"},
+    loaded = not isinstance(model, str)
+    return simple_evaluate(model=model if loaded else "hf",
+                           model_args=None if loaded else {"pretrained": str(folder / model), "dtype": "float32",
+                                                           "device": "cpu"},
                            tasks=[task], task_manager=TaskManager(include_path=str(folder), include_defaults=False),
                            num_fewshot=shots, batch_size=4, log_samples=True,
                            apply_chat_template=chat.apply_chat_template, system_instruction=chat.system_instruction,
@@ -199,6 +202,16 @@ def test_a_tokenizer_that_adds_bos_gets_it_as_in_lm_eval_and_not_twice_under_a_c
     assert tokenizer.encode("a")[0] == 257
     records = compare(folder, (model, tokenizer), task, shots, chat, "bos_model")
     assert all(p.startswith("<bos>") == bool(chat) for r in records for p in r["prompts"])
+
+
+@pytest.mark.slow
+def test_smollm2_chat_templated_few_shot_equals_lm_eval(folder, smollm2_gguf):
+    from lm_eval.models.huggingface import HFLM
+
+    model, tokenizer = load_model(str(smollm2_gguf))  # dequantised once, handed to both harnesses
+    records = compare(folder, (model, tokenizer), "toy_siqa", 2, ChatFormat(True, "Be brief.", True),
+                      HFLM(pretrained=model, tokenizer=tokenizer, batch_size=4))
+    assert records[0]["prompts"][0].startswith("<|im_start|>system\nBe brief.\n\nAnswer the question.")
 
 
 def compare(folder, ours_model, task, shots, chat, model) -> list[dict]:

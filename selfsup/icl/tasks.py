@@ -224,8 +224,10 @@ class TaskSpec:
     def _check_doc(self, doc: dict, path, line) -> None:
         choices = doc.get("choices")
         if not isinstance(choices, list) or not choices or not all(isinstance(c, str) and c for c in choices):
+            # without doc_to_choice, the one "choice" is the target
+            source = "doc_to_choice" if self.doc_to_choice is not None else "doc_to_target"
             raise InputError(f"choices must be a non-empty list of non-empty strings, got {choices!r}"
-                             + self._templates_named("doc_to_choice"), path=path, line=line)
+                             + self._templates_named(source), path=path, line=line)
         gold = doc.get("gold")
         if not isinstance(gold, int) or not 0 <= gold < len(choices):
             raise InputError(f"gold {gold!r} is not an index into {len(choices)} choices"
