@@ -1,6 +1,8 @@
 """In-context (few-shot) evaluation of causal LMs, lm-evaluation-harness style.
 
-``tasks`` (declarative specs + registry), ``readers`` (raw files -> rows with line numbers),
+``tasks`` (declarative specs + registry), ``taskfiles`` (YAML includes, lm-evaluation-harness
+task files, groups and folders), ``templates`` (sandboxed Jinja2 rows -> documents),
+``readers`` (raw files -> rows with line numbers),
 ``fewshot`` (seeded demonstration sampling), ``requests`` (prompt rendering and
 tokenisation), ``scoring`` (naive and fast log-likelihoods), ``metrics``, ``harness``
 (one task end to end), ``results`` (json/table/plot), ``resume`` (each (task, shots) saved
