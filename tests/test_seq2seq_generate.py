@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import pytest
 import torch
-from transformers import GenerationConfig
+from transformers import AutoModelForSeq2SeqLM, GenerationConfig
 
 import selfsup  # noqa: F401
 from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
+from selfsup.seq2seq.data import Pair
 from selfsup.seq2seq.decoding import GenerationArguments, generate
+from selfsup.seq2seq.run import predict
+from selfsup.seq2seq.tokenizer import WordTokenizer
 
 V, PAD, UNK, BOS, EOS = 20, 0, 1, 2, 3
 
@@ -119,3 +122,22 @@ def test_sampling_with_top_k_1_is_greedy_and_sampling_draws_from_the_model(train
     torch.manual_seed(0)
     hot = theirs(trained, batch, max_new_tokens=8, do_sample=True, temperature=5.0, top_k=0)
     assert hot != ours(trained, batch, max_new_tokens=8)  # a flat distribution: not the greedy output
+
+
+def test_tokenize_generate_batch_decode_on_a_saved_folder(trained, tmp_path):
+    # 16 words (w4 ... w19, by descending frequency) fill the model's 20 ids with the 4 specials
+    words = [f"w{i}" for i in range(4, V)]
+    tokenizer = WordTokenizer.train([" ".join([w] * (40 - i)) for i, w in enumerate(words)], V)
+    assert len(tokenizer) == V
+    trained.save_pretrained(tmp_path)
+    tokenizer.save_pretrained(tmp_path)
+    model, tokenizer = AutoModelForSeq2SeqLM.from_pretrained(tmp_path).eval(), WordTokenizer.from_pretrained(tmp_path)
+    texts = ["w5 w9 zed", "w12 qux w4 w7", "w8 w6", "yon w10 w11 w13 w14"]
+    inputs, oovs = tokenizer.encode_batch(texts)
+    sequences = model.generate(**inputs, generation_config=GenerationConfig(max_new_tokens=8, num_beams=2))
+    decoded = tokenizer.batch_decode(sequences, oovs)
+    # the project's own path (scripts/generate.py, evaluation) gives the same text
+    assert decoded == predict(model, tokenizer, [Pair(t, [t]) for t in texts],
+                              GenerationArguments(max_new_tokens=8, num_beams=2), progress=False)
+    if model.config.use_copy:  # OOV words come back as written
+        assert any(w in d.split() for d, row in zip(decoded, oovs) for w in row), decoded

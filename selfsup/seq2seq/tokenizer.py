@@ -105,6 +105,26 @@ class WordTokenizer:
         return [self.vocab.get(w, len(self.vocab) + oovs.index(w) if w in oovs else self.unk_id)
                 for w in words] + [self.eos_id]
 
+    def encode_batch(self, texts: list[str], max_length: int | None = None) -> tuple[dict, list[list[str]]]:
+        """Sources for ``model.generate(**inputs, generation_config=...)``: ``input_ids``,
+        ``attention_mask`` and ``source_extended_ids`` (batch, src_len), right-padded, and each
+        source's OOV words for :meth:`batch_decode`. ``tokenizer.hf(texts)`` alone gives no
+        extended ids, so a copy model could not write the source's OOV words back."""
+        import torch
+        encoded = [self.encode_source(t, max_length) for t in texts]
+        width = max(len(e.input_ids) for e in encoded)
+        pad = lambda ids: ids + [self.pad_id] * (width - len(ids))  # noqa: E731
+        inputs = {"input_ids": torch.tensor([pad(e.input_ids) for e in encoded]),
+                  "attention_mask": torch.tensor([[1] * len(e.input_ids) + [0] * (width - len(e.input_ids))
+                                                  for e in encoded]),
+                  "source_extended_ids": torch.tensor([pad(e.extended_ids) for e in encoded])}
+        return inputs, [e.oovs for e in encoded]
+
+    def batch_decode(self, sequences, oovs: list[list[str]]) -> list[str]:
+        """``generate()``'s sequences (batch, len), start token first, → text, copied OOV ids
+        written as the words of each row's source (``oovs`` from :meth:`encode_batch`)."""
+        return [self.decode(row, row_oovs) for row, row_oovs in zip(sequences.tolist(), oovs)]
+
     def decode(self, ids: Iterable[int], oovs: list[str] | None = None) -> str:
         """Ids (extended ones mapped back to the example's source words) → text; stops at
         ``[EOS]``, drops ``[BOS]``/``[PAD]``."""
