@@ -185,3 +185,37 @@ def test_a_bad_noise_fails_at_start_up(tmp_path, noise, message):
     with pytest.raises(InputError, match=message):
         pretrain_seq2seq.main(["--corpus", str(tmp_path / "missing.txt"), "--noise", noise,
                                "--output_dir", str(tmp_path / "run"), "--report_to", "none"])
+
+
+class FakeAccelerator:
+    """Process ``rank`` of ``world``: ``reduce`` records this process's sums and returns them."""
+
+    def __init__(self, rank: int, world: int):
+        self.process_index, self.num_processes, self.device = rank, world, torch.device("cpu")
+        self.reduced = None
+
+    def reduce(self, tensor, reduction="sum"):
+        self.reduced = tensor.clone()
+        return tensor
+
+
+def test_held_out_scores_count_each_chunk_once_whatever_the_batch_or_process_count(pretrained):
+    from selfsup.seq2seq.denoising import make_evaluate_fn
+    _, summary = pretrained
+    model = AutoModelForSeq2SeqLM.from_pretrained(summary["model_dir"]).eval()
+    tokenizer = WordTokenizer.from_pretrained(summary["model_dir"])
+    chunks = DenoisingChunks(DOCUMENTS, tokenizer, max_tokens=16)  # 12 chunks
+    collate = DenoisingCollator.for_tokenizer(tokenizer, EVERY_NOISE, seed=0)
+    runs = {}
+    for world, batch_size in ((1, 12), (1, 5), (2, 1), (3, 4)):
+        evaluate, total = make_evaluate_fn(chunks, collate, batch_size, seed=0), 0
+        for rank in range(world):
+            acc = FakeAccelerator(rank, world)
+            with torch.no_grad():
+                evaluate(model, acc)
+            total = total + acc.reduced
+        runs[(world, batch_size)] = total
+    one = runs[(1, 12)]
+    assert one[2] == sum(sum(map(len, c["sentences"])) + 1 for c in chunks)  # every target token and [EOS], once
+    for key, sums in runs.items():
+        torch.testing.assert_close(sums, one, rtol=1e-6, atol=1e-6, msg=str(key))
