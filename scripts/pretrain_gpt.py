@@ -36,6 +36,7 @@ from selfsup.pretrain.clm import (
 )
 from selfsup.pretrain.clm_config import CLMDataConfig, GPTModelConfig
 from selfsup.pretrain.data import load_documents
+from selfsup.pretrain.model_card import write_clm_model_card
 from selfsup.pretrain.tokenizer import check_trained, save_trained, training_record
 from selfsup.provenance import package_versions
 from selfsup.training import Trainer, TrainingConfig
@@ -121,6 +122,7 @@ def main(args: list[str] | None = None) -> dict:
                    model=asdict(model_cfg), training=asdict(train_cfg), versions=package_versions())
     if accelerator.is_main_process:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
+        write_clm_model_card(final_dir, summary)
         ev = summary["eval"]
         print(f"\nDone in {summary['wall_seconds']:.0f}s. Model: {final_dir}")
         if ev:

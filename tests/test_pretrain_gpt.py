@@ -69,6 +69,10 @@ def test_held_out_perplexity_falls_far_below_the_vocabulary(trained):
     assert len(perplexities) == 3 and perplexities[-1] < perplexities[0]
     # a uniform guess over 300 tokens has perplexity 300; the held-out document repeats the others' pattern
     assert summary["eval"]["perplexity"] < 30, perplexities
+    from selfsup.provenance import read_card_metrics
+
+    card = read_card_metrics(summary["model_dir"])  # the model card's scores are summary.json's
+    assert [c["metrics"] for c in card] == [json.loads((out / "run" / "summary.json").read_text())["eval"]]
     assert math.isclose(summary["eval"]["perplexity"], math.exp(summary["eval"]["loss"]), rel_tol=1e-6)
 
 

@@ -1,4 +1,5 @@
-"""A model card (README.md) for a pretrained folder: what it is, how it was made, how good."""
+"""Model cards (README.md) for pretrained folders, selfsup-bert and selfsup-gpt: what each is, how it
+was made, how good."""
 from __future__ import annotations
 
 import json
@@ -34,3 +35,23 @@ def write_model_card(folder: str | Path, summary: dict) -> Path:
                      "max_position_embeddings", "pre_layer_norm") if k in config},
                  "Data config": summary["data"], "Training config": summary["training"],
                  "Versions": summary["versions"]})
+
+
+def write_clm_model_card(folder: str | Path, summary: dict) -> Path:
+    """The card of a ``scripts/pretrain_gpt.py`` folder: held-out perplexity as summary.json has it."""
+    folder = Path(folder)
+    ev = summary.get("eval") or {}
+    return write(
+        folder, title="selfsup-gpt pretrained with causal language modelling", pipeline_tag="text-generation",
+        tags=("selfsup-gpt", "causal-lm"), base_model=summary["model"].get("model_name_or_path"),
+        summary=f"Trained with `scripts/pretrain_gpt.py` on `{summary['data']['corpus']}` ({summary['train_blocks']} "
+                f"blocks of {summary['data']['block_size']} tokens, {summary['steps']} optimizer steps, "
+                f"{summary['wall_seconds']:.0f} s). Metrics: held-out documents never seen in training"
+                + ("." if ev else " (this run held out none)."),
+        load=f"import selfsup  # registers the selfsup-gpt model type\nfrom transformers import pipeline\n"
+             f"generate = pipeline(\"text-generation\", model=\"{folder}\")",
+        results=[{"task": "text-generation", "dataset": {"name": summary["data"]["corpus"], "type": "text",
+                                                         "split": "held-out documents"},
+                  "metrics": {k: v for k, v in ev.items() if isinstance(v, (int, float))}}] if ev else None,
+        details={"Data config": summary["data"], "Model config": summary["model"],
+                 "Training config": summary["training"], "Versions": summary["versions"]})
