@@ -26,8 +26,7 @@ def _load(path: Path):
 def _bad_input(script: Path, tmp_path: Path) -> tuple[list[str], str]:
     """Arguments that reach an InputError in ``script``, and the location it must name."""
     if script.stem.startswith("convert_"):
-        return ["--from-hf" if script.stem == "convert_bert" else "--model", str(tmp_path), "--out",
-                str(tmp_path / "out")], str(tmp_path / "config.json")
+        return ["--from-hf", str(tmp_path), "--out", str(tmp_path / "out")], str(tmp_path / "config.json")
     config = tmp_path / "bad.yaml"
     config.write_text("learning_rate: 1e-3\nseed: [1\n")
     return ["--config", str(config)], f"{config}:3:"
@@ -41,7 +40,7 @@ def test_every_script_runs_through_run_script(script):
         f"{script.name}: its __main__ block must be run_script(main), so input errors end the same way everywhere"
 
 
-@pytest.mark.parametrize("script", [s for s in SCRIPTS if s.stem != "convert_llama"], ids=lambda p: p.stem)
+@pytest.mark.parametrize("script", SCRIPTS, ids=lambda p: p.stem)
 def test_an_input_error_is_one_line_naming_the_place_and_status_2(script, tmp_path, capsys, monkeypatch):
     monkeypatch.delenv("SELFSUP_DEBUG", raising=False)
     args, where = _bad_input(script, tmp_path)

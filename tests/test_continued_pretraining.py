@@ -176,3 +176,11 @@ def test_a_checkpoint_without_a_tokenizer_needs_one_named(minilm_path, tmp_path)
         starting_tokenizer(None, str(tmp_path / "bare"))
     with pytest.raises(InputError, match="model_name_or_path"):
         starting_tokenizer(None, str(tmp_path / "no-such-folder"))
+
+
+def test_a_missing_checkpoint_folder_is_named_as_such(tmp_path):
+    from selfsup.pretrain.starting_model import checkpoint_folder
+
+    for missing in (tmp_path / "runs" / "model", "./model"):
+        with pytest.raises(InputError, match="not found locally, and not a valid Hub id"):
+            checkpoint_folder(missing)

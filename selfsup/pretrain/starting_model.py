@@ -20,6 +20,7 @@ import torch
 from ..errors import InputError
 from ..modeling import SelfsupBertConfig, SelfsupBertForPreTraining
 from ..modeling.convert_bert import _DERIVED, _HEADS, config_from_hf, hf_to_selfsup, read_config_json, read_state_dict
+from ..resources import require_model
 from .tokenizer import load_tokenizer
 
 SUPPORTED = ("model_type 'selfsup-bert', or 'bert' (transformers' BertModel, BertForMaskedLM or "
@@ -37,9 +38,10 @@ def checkpoint_folder(name_or_path: str | Path) -> Path:
     if path.is_dir():
         return path
     text = str(name_or_path)
-    if path.exists() or text.startswith(("/", ".", "~")) or text.count("/") > 1:
-        raise InputError("no such folder (a checkpoint is a folder with config.json and model.safetensors)",
+    if path.exists():
+        raise InputError("not a folder (a checkpoint is a folder with config.json and model.safetensors)",
                          path=name_or_path, field="model_name_or_path")
+    require_model(text)  # a path that is not there, and could not be a Hub id either
     try:
         from huggingface_hub import snapshot_download
 
