@@ -27,7 +27,7 @@ from selfsup.cli import parse_config, run_script
 from selfsup.errors import InputError
 from selfsup.modeling.seq2seq import SelfsupSeq2SeqForConditionalGeneration
 from selfsup.pretrain.data import load_documents
-from selfsup.pretrain.model_card import package_versions
+from selfsup.provenance import package_versions
 from selfsup.seq2seq.denoising import DenoisingChunks, DenoisingCollator, DenoisingDataArguments, make_evaluate_fn
 from selfsup.seq2seq.noising import NoiseConfig
 from selfsup.seq2seq.run import Seq2SeqModelArguments, new_model

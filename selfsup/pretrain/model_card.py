@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..provenance import package_versions  # noqa: F401  (re-exported: scripts/pretrain.py's provenance)
 from ..provenance import write_model_card as write
 
 
