@@ -6,19 +6,30 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from ..errors import InputError
 from .fewshot import sample_demonstrations
 from .generation import generate_until
 from .metrics import METRICS, REPORTED, bootstrap_stderr
 from .models import pad_token_id
-from .requests import ChatFormat, build_context, build_pairs, encode_context, encode_pair, gold_answer
+from .requests import ChatFormat, Request, build_context, build_pairs, encode_context, encode_pair, gold_answer
 from .scoring import score_fast, score_naive
 from .tasks import TaskSpec
 
 logger = logging.getLogger(__name__)
 CONTENT_FREE = "N/A"
+
+
+@dataclass
+class Example:
+    """One example while it is scored: its document, demonstrations and token requests;
+    ``record`` is what is reported for it (JSON-ready, see ``evaluate_task``)."""
+    doc: dict
+    demos: list[dict]
+    record: dict
+    requests: list[Request] = field(default_factory=list)
+    content_free_requests: list[Request] = field(default_factory=list)  # --calibrate
 
 
 @dataclass
@@ -59,19 +70,19 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
     length = max_context_length(model, tokenizer, max_length)
 
     pad = pad_token_id(tokenizer)
-    records = []
+    examples = []
     for i in indices:
         doc = docs[i]
         demos = sample_demonstrations(pool, doc, num_fewshot, seed, task.name, task.fewshot_sampler)
-        records.append({"task": task.name, "index": i, "doc_id": doc["id"], "num_fewshot": num_fewshot,
-                        "output_type": task.output_type, "fewshot_ids": [d["id"] for d in demos],
-                        "choices": doc["choices"], "gold": doc["gold"], "_doc": doc, "_demos": demos})
+        examples.append(Example(doc, demos, {
+            "task": task.name, "index": i, "doc_id": doc["id"], "num_fewshot": num_fewshot,
+            "output_type": task.output_type, "fewshot_ids": [d["id"] for d in demos], "choices": doc["choices"],
+            "gold": doc["gold"]}))
     if task.output_type == "generate_until":
-        _generate(model, tokenizer, task, records, length, batch_size, pad, progress, chat)
+        _generate(model, tokenizer, task, examples, length, batch_size, pad, progress, chat)
     else:
-        _score(model, tokenizer, task, records, length, batch_size, pad, scorer, calibrate, progress, chat)
-    for record in records:
-        del record["_doc"], record["_demos"]
+        _score(model, tokenizer, task, examples, length, batch_size, pad, scorer, calibrate, progress, chat)
+    records = [e.record for e in examples]
 
     if accelerator is not None and accelerator.num_processes > 1:
         from accelerate.utils import gather_object
@@ -99,37 +110,31 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
     return TaskResult(task.name, num_fewshot, metrics, records, seconds)
 
 
-def _score(model, tokenizer, task: TaskSpec, records: list[dict], length: int, batch_size: int, pad: int,
+def _score(model, tokenizer, task: TaskSpec, examples: list[Example], length: int, batch_size: int, pad: int,
            scorer: str, calibrate: bool, progress: bool, chat: ChatFormat | None) -> None:
     """Log-likelihood of every choice (and of the content-free input when calibrating)."""
-    requests = []
-    for record in records:
-        doc, demos = record["_doc"], record["_demos"]
-        pairs = build_pairs(task, doc, demos, chat, tokenizer)
-        record["prompts"] = [c for c, _ in pairs]
-        record["continuations"] = [task.continuation_text(doc, c) for c in doc["choices"]]
-        record["_requests"] = [encode_pair(tokenizer, c, k, length) for c, k in pairs]
+    for e in examples:
+        pairs = build_pairs(task, e.doc, e.demos, chat, tokenizer)
+        e.record["prompts"] = [c for c, _ in pairs]
+        e.record["continuations"] = [task.continuation_text(e.doc, c) for c in e.doc["choices"]]
+        e.requests = [encode_pair(tokenizer, c, k, length) for c, k in pairs]
         if calibrate and task.output_type == "multiple_choice":
-            cf_pairs = build_pairs(task, content_free(doc), demos, chat, tokenizer)
-            record["_cf_requests"] = [encode_pair(tokenizer, c, k, length) for c, k in cf_pairs]
-        requests += record["_requests"] + record.get("_cf_requests", [])
+            cf_pairs = build_pairs(task, content_free(e.doc), e.demos, chat, tokenizer)
+            e.content_free_requests = [encode_pair(tokenizer, c, k, length) for c, k in cf_pairs]
+    requests = [r for e in examples for r in e.requests + e.content_free_requests]
     if scorer == "fast":
-        scores = score_fast(model, requests, batch_size=batch_size, pad_token_id=pad, progress=progress)
+        scores = iter(score_fast(model, requests, batch_size=batch_size, pad_token_id=pad, progress=progress))
     else:
-        scores = score_naive(model, requests, progress=progress)
-    pos = 0
-    for record in records:
-        n = len(record.pop("_requests"))
-        record["logprobs"] = [s.logprob for s in scores[pos:pos + n]]
-        record["is_greedy"] = [s.is_greedy for s in scores[pos:pos + n]]
-        pos += n
-        if "_cf_requests" in record:
-            m = len(record.pop("_cf_requests"))
-            record["content_free_logprobs"] = [s.logprob for s in scores[pos:pos + m]]
-            pos += m
+        scores = iter(score_naive(model, requests, progress=progress))
+    for e in examples:  # scores come back in request order
+        mine = [next(scores) for _ in e.requests]
+        e.record["logprobs"] = [s.logprob for s in mine]
+        e.record["is_greedy"] = [s.is_greedy for s in mine]
+        if e.content_free_requests:
+            e.record["content_free_logprobs"] = [next(scores).logprob for _ in e.content_free_requests]
 
 
-def _generate(model, tokenizer, task: TaskSpec, records: list[dict], length: int, batch_size: int, pad: int,
+def _generate(model, tokenizer, task: TaskSpec, examples: list[Example], length: int, batch_size: int, pad: int,
               progress: bool, chat: ChatFormat | None) -> None:
     """Greedy generation until a stop sequence; the answer is compared with the gold one."""
     room = length - task.max_gen_toks  # lm-eval: the context keeps what the new tokens leave of the window
@@ -137,13 +142,13 @@ def _generate(model, tokenizer, task: TaskSpec, records: list[dict], length: int
         raise InputError(f"max_gen_toks={task.max_gen_toks} leaves no room for the context in a window of "
                          f"{length} tokens", path=task.source, field="max_gen_toks")
     contexts = []
-    for record in records:
-        context = build_context(task, record["_doc"], record["_demos"], chat, tokenizer)
-        record["prompts"] = [context]
-        record["target"] = gold_answer(task, record["_doc"])
+    for e in examples:
+        context = build_context(task, e.doc, e.demos, chat, tokenizer)
+        e.record["prompts"] = [context]
+        e.record["target"] = gold_answer(task, e.doc)
         contexts.append(encode_context(tokenizer, context, room))
     generations = generate_until(model, tokenizer, contexts, task.until, task.max_gen_toks,
                                  delimiter=task.target_delimiter, batch_size=batch_size, pad_token_id=pad,
                                  progress=progress)
-    for record, g in zip(records, generations):
-        record |= {"generation": g.text, "answer": g.answer, "finish": g.finish}
+    for e, g in zip(examples, generations):
+        e.record |= {"generation": g.text, "answer": g.answer, "finish": g.finish}
