@@ -27,6 +27,7 @@ from selfsup.cli import parse_config, run_script
 from selfsup.errors import InputError
 from selfsup.modeling.seq2seq import SelfsupSeq2SeqForConditionalGeneration
 from selfsup.pretrain.data import load_documents
+from selfsup.pretrain.tokenizer import TRAINED_ON, check_trained, save_trained, training_record
 from selfsup.provenance import package_versions
 from selfsup.seq2seq.denoising import DenoisingChunks, DenoisingCollator, DenoisingDataArguments, make_evaluate_fn
 from selfsup.seq2seq.noising import NoiseConfig
@@ -68,15 +69,29 @@ def main(args: list[str] | None = None) -> dict:
     eval_docs = split["test"]["sentences"] if split else []
 
     # Tokenizer: --tokenizer_name, the checkpoint's own when continuing, else one of --tokenizer_type
-    # (with [MASK]) trained on the training documents by the main process, then read by all.
+    # (with [MASK]) trained on the training documents by the main process, then read by all. One
+    # left in output_dir by an earlier run is reused only if made the same way (as scripts/pretrain.py).
     tok_path = data_cfg.tokenizer_name or model_cfg.model_name_or_path
     if tok_path is None:
         tok_path = out_dir / "tokenizer"
+        record = {**training_record(data_cfg.corpus, data_cfg.corpus_layout, data_cfg.allow_eval_splits,
+                                    data_cfg.data_dir, data_cfg.vocab_size),
+                  # the held-out documents, left out of the vocabulary, depend on these too
+                  "tokenizer_type": data_cfg.tokenizer_type, "min_frequency": data_cfg.min_frequency,
+                  "eval_documents": data_cfg.eval_documents, "seed": train_cfg.seed}
+        if (tok_path / "tokenizer.json").exists():  # every process checks, so none waits on one that stopped
+            check_trained(tok_path, record, log=accelerator.print)
+            saved = json.loads((tok_path / TRAINED_ON).read_text()) if (tok_path / TRAINED_ON).exists() else record
+            for key in ("tokenizer_type", "min_frequency", "eval_documents", "seed"):
+                if saved.get(key) != record[key]:
+                    raise InputError(f"this tokenizer was made with --{key} {saved.get(key)!r}, this run has "
+                                     f"{record[key]!r}: delete the folder, or use another --output_dir",
+                                     path=tok_path, field=key)
         with accelerator.main_process_first():
             if accelerator.is_main_process and not (tok_path / "tokenizer.json").exists():
                 texts = (s for doc in train_docs["sentences"] for s in doc)
-                load_or_train_tokenizer(None, data_cfg.tokenizer_type, texts, data_cfg.vocab_size,
-                                        data_cfg.min_frequency, mask=True).save_pretrained(tok_path)
+                save_trained(load_or_train_tokenizer(None, data_cfg.tokenizer_type, texts, data_cfg.vocab_size,
+                                                     data_cfg.min_frequency, mask=True), tok_path, record)
     tokenizer = WordTokenizer.from_pretrained(tok_path)  # word level or WordPiece, as the folder says
 
     train_chunks = DenoisingChunks(train_docs["sentences"], tokenizer, data_cfg.max_source_length)

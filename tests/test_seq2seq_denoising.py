@@ -219,3 +219,13 @@ def test_held_out_scores_count_each_chunk_once_whatever_the_batch_or_process_cou
     assert one[2] == sum(sum(map(len, c["sentences"])) + 1 for c in chunks)  # every target token and [EOS], once
     for key, sums in runs.items():
         torch.testing.assert_close(sums, one, rtol=1e-6, atol=1e-6, msg=str(key))
+
+
+def test_a_tokenizer_left_by_another_setting_is_refused(corpus, tmp_path):
+    args = ["--corpus", str(corpus), "--eval_documents", "1", "--max_steps", "1", "--output_dir", str(tmp_path), *TINY]
+    pretrain_seq2seq.main(args)
+    pretrain_seq2seq.main(args)  # the same settings: its tokenizer is reused
+    with pytest.raises(InputError, match="tokenizer.*--vocab_size"):
+        pretrain_seq2seq.main([*args, "--vocab_size", "50"])
+    with pytest.raises(InputError, match="--tokenizer_type 'word'.*'wordpiece'"):
+        pretrain_seq2seq.main([*args, "--tokenizer_type", "wordpiece"])
