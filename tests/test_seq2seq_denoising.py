@@ -148,7 +148,8 @@ def test_pretraining_learns_to_reconstruct_and_saves_a_fine_tunable_folder(pretr
     model_dir = Path(summary["model_dir"])
     assert AutoModelForSeq2SeqLM.from_pretrained(model_dir).config.model_type == "selfsup-seq2seq"
     assert WordTokenizer.from_pretrained(model_dir).mask_id is not None
-    # scripts/train_seq2seq.py starts from it: with a zero learning rate its weights are the pretrained ones
+    # scripts/train_seq2seq.py starts from it, adding a copy head: with a zero learning rate the
+    # pretrained weights are unchanged, and the copy head's are new
     import train_seq2seq
     rows = [{"src": f"the {w} of it", "tgt": w} for w in ("sky", "bell", "lemon", "ball")]
     data = tmp_path / "pairs.jsonl"
@@ -156,9 +157,12 @@ def test_pretraining_learns_to_reconstruct_and_saves_a_fine_tunable_folder(pretr
     tuned = tmp_path / "tuned"
     train_seq2seq.main(["--model_name_or_path", str(model_dir), "--train_file", str(data), "--max_steps", "2",
                         "--learning_rate", "0", "--output_dir", str(tuned), "--report_to", "none",
-                        "--per_device_train_batch_size", "2"])
+                        "--per_device_train_batch_size", "2", "--copy"])
     a, b = load_file(model_dir / "model.safetensors"), load_file(tuned / "model.safetensors")
-    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    assert not AutoModelForSeq2SeqLM.from_pretrained(model_dir).config.use_copy
+    assert AutoModelForSeq2SeqLM.from_pretrained(tuned).config.use_copy
+    assert set(a) < set(b) and {"copy_query.weight", "p_gen.weight"} <= set(b) - set(a)
+    assert all(torch.equal(a[k], b[k]) for k in a)
 
 
 def test_resumed_pretraining_equals_the_uninterrupted_run(corpus, tmp_path):

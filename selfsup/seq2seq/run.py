@@ -174,7 +174,10 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
     train_pairs = read_pairs(data_args.train_file, data_args.source_column, target)[: data_args.max_train_samples]
     if model_args.model_name_or_path:
         tokenizer = WordTokenizer.from_pretrained(model_args.model_name_or_path)
-        model = SelfsupSeq2SeqForConditionalGeneration.from_pretrained(model_args.model_name_or_path)
+        # --copy / --coverage add a head the saved model lacks (its parameters start fresh: a
+        # denoising-pretrained model fine-tuned with copy); a head the saved model has is kept.
+        heads = {key: True for key, on in (("use_copy", model_args.copy), ("use_coverage", model_args.coverage)) if on}
+        model = SelfsupSeq2SeqForConditionalGeneration.from_pretrained(model_args.model_name_or_path, **heads)
     else:
         tokenizer = load_or_train_tokenizer(data_args.tokenizer_name, data_args.tokenizer_type,
                                             (t for p in train_pairs for t in (p.source, p.target)),
