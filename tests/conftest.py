@@ -70,3 +70,15 @@ def accelerate_launch():
         return [sys.executable, "-m", "accelerate.commands.launch", *multi, "--num_processes", str(processes),
                 "--num_machines", "1", "--mixed_precision", "no", "--dynamo_backend", "no"]
     return command
+
+
+@pytest.fixture
+def one_thread():
+    """Tiny matrices gain nothing from intra-op threads, and on shared cores the threads'
+    spin-waiting made steps 10-50x slower; restored afterwards for the other tests."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)

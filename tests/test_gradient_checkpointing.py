@@ -25,21 +25,13 @@ from selfsup.modeling.stacks import Decoder, Stack
 
 # transformers 5.24 renamed it activation_checkpointing_enable(); the old name, which works on
 # every 5.x, is what the Trainer calls.
-pytestmark = pytest.mark.filterwarnings("ignore:`gradient_checkpointing_(en|dis)able` is deprecated:FutureWarning")
+pytestmark = [pytest.mark.usefixtures("one_thread"),  # tiny matrices: one intra-op thread (conftest)
+              pytest.mark.filterwarnings("ignore:`gradient_checkpointing_(en|dis)able` is deprecated:FutureWarning")]
 
 V = 99
 # Dropout well above zero: checkpointing must reproduce the masks, not merely the weights.
 TINY = dict(vocab_size=V, hidden_size=32, num_hidden_layers=3, num_attention_heads=4, intermediate_size=37,
             max_position_embeddings=64, hidden_dropout_prob=0.2, attention_probs_dropout_prob=0.2)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices gain nothing from intra-op threads, which only spin on shared cores."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def encoder_batch(with_nsp: bool) -> dict:

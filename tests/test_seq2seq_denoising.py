@@ -34,13 +34,8 @@ DOCUMENTS = [doc.splitlines() for doc in CORPUS.split("\n\n")]
 EVERY_NOISE = NoiseConfig(token_masking=0.1, token_deletion=0.1, text_infilling=0.3, sentence_permutation=1.0,
                           document_rotation=0.5)
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny matrices gain nothing from intra-op threads (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_chunks_pack_whole_sentences_and_cut_long_ones():

@@ -16,13 +16,8 @@ from selfsup.seq2seq.tokenizer import WordTokenizer
 
 V, PAD, UNK, BOS, EOS = 20, 0, 1, 2, 3
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny matrices gain nothing from intra-op threads (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def reversal_batch(n: int, g: torch.Generator) -> dict[str, torch.Tensor]:

@@ -13,15 +13,8 @@ from selfsup.seq2seq.scheduled_sampling import scheduled_sampling_loss
 
 V = 24
 
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny matrices gain nothing from intra-op threads, and on shared cores the threads'
-    spin-waiting made these tests ~10× slower; restored afterwards for the other tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny matrices gain nothing from intra-op threads (conftest.one_thread).
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def tiny(copy=True, coverage=True, seed=0):

@@ -7,8 +7,6 @@ import json
 import sys
 from pathlib import Path
 
-import pytest
-import torch
 from transformers import AutoModelForSeq2SeqLM
 
 import selfsup  # noqa: F401
@@ -19,16 +17,6 @@ from selfsup.seq2seq.tokenizer import WordTokenizer
 from selfsup.tasks import dialogsum, names
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-@pytest.fixture
-def one_thread():
-    """Tiny matrices gain nothing from intra-op threads, and on shared cores the threads'
-    spin-waiting made a step ~50× slower; restored afterwards for the other tests."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def test_tiny_copy_model_learns_the_names_task(tmp_path, one_thread):
