@@ -8,6 +8,14 @@ from pathlib import Path
 from ..provenance import write_model_card as write
 
 
+def held_out_results(task: str, corpus: str, ev: dict) -> list[dict] | None:
+    """The card's model-index entry for scores on held-out documents (None if none were held out)."""
+    if not ev:
+        return None
+    return [{"task": task, "dataset": {"name": corpus, "type": "text", "split": "held-out documents"},
+             "metrics": {k: v for k, v in ev.items() if isinstance(v, (int, float))}}]
+
+
 def write_model_card(folder: str | Path, summary: dict) -> Path:
     folder = Path(folder)
     ev = summary.get("eval") or {}
@@ -26,9 +34,7 @@ def write_model_card(folder: str | Path, summary: dict) -> Path:
                 + ("." if ev else " (this run held out none)."),
         load=f"import selfsup  # registers the selfsup-bert model type\nfrom transformers import pipeline\n"
              f"fill = pipeline(\"fill-mask\", model=\"{folder}\")",
-        results=[{"task": "fill-mask", "dataset": {"name": summary["data"]["corpus"], "type": "text",
-                                                   "split": "held-out documents"},
-                  "metrics": {k: v for k, v in ev.items() if isinstance(v, (int, float))}}] if ev else None,
+        results=held_out_results("fill-mask", summary["data"]["corpus"], ev),
         details={"Model config": {k: config[k] for k in (
                      "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
                      "max_position_embeddings", "pre_layer_norm") if k in config},
@@ -49,8 +55,6 @@ def write_clm_model_card(folder: str | Path, summary: dict) -> Path:
                 + ("." if ev else " (this run held out none)."),
         load=f"import selfsup  # registers the selfsup-gpt model type\nfrom transformers import pipeline\n"
              f"generate = pipeline(\"text-generation\", model=\"{folder}\")",
-        results=[{"task": "text-generation", "dataset": {"name": summary["data"]["corpus"], "type": "text",
-                                                         "split": "held-out documents"},
-                  "metrics": {k: v for k, v in ev.items() if isinstance(v, (int, float))}}] if ev else None,
+        results=held_out_results("text-generation", summary["data"]["corpus"], ev),
         details={"Data config": summary["data"], "Model config": summary["model"],
                  "Training config": summary["training"], "Versions": summary["versions"]})
