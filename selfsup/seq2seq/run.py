@@ -13,8 +13,10 @@ from accelerate.utils import set_seed
 from torch.utils.data import Dataset
 from tqdm.auto import tqdm
 
+from selfsup.errors import InputError
 from selfsup.metrics.generation import corpus_bleu, exact_match, rouge
 from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
+from selfsup.pretrain.starting_model import checkpoint_folder
 from selfsup.provenance import package_versions, write_model_card
 from selfsup.training import Trainer, TrainingConfig
 
@@ -23,6 +25,7 @@ from .decoding import GenerationArguments, generate
 from .scheduled_sampling import ScheduledSamplingArguments, scheduled_sampling_loss
 from .subword import load_or_train_tokenizer
 from .tokenizer import WordTokenizer
+from .warm_start import WarmStartArguments, warm_started_model
 
 logger = logging.getLogger(__name__)
 
@@ -163,16 +166,33 @@ def provenance(model_args, data_args, ss_args, gen_args, train_config) -> dict:
 
 
 def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss_args: ScheduledSamplingArguments,
-          gen_args: GenerationArguments, train_config: TrainingConfig) -> dict:
+          gen_args: GenerationArguments, train_config: TrainingConfig, warm_start: WarmStartArguments | None = None
+          ) -> dict:
     """Trains, evaluates on the validation (and test) file, saves model + tokenizer to
-    ``output_dir`` and returns {"train": …, "validation": metrics, "test": metrics}."""
+    ``output_dir`` and returns {"train": …, "validation": metrics, "test": metrics}. ``warm_start``:
+    BERT folders for the encoder (and decoder), recorded as ``summary["warm_start"]``."""
+    warm_start = warm_start or WarmStartArguments()
+    if warm_start.decoder_from and not warm_start.encoder_from:
+        raise InputError("--decoder_from needs --encoder_from: the decoder shares the encoder's embeddings",
+                         field="decoder_from")
+    if warm_start.encoder_from and (model_args.model_name_or_path or data_args.tokenizer_name):
+        raise InputError("--encoder_from starts a new model with the BERT's tokenizer; it cannot be combined "
+                         "with --model_name_or_path or --tokenizer_name", field="encoder_from")
     if data_args.train_file is None:
         raise ValueError("--train_file is required")
     set_seed(train_config.seed)  # before the model is built: its initialisation is part of the run
     target = _columns(data_args.target_column)
     eval_target = _columns(data_args.eval_target_column) if data_args.eval_target_column else target
     train_pairs = read_pairs(data_args.train_file, data_args.source_column, target)[: data_args.max_train_samples]
-    if model_args.model_name_or_path:
+    warm_info = None
+    if warm_start.encoder_from:
+        tokenizer = WordTokenizer.from_pretrained(checkpoint_folder(warm_start.encoder_from))
+        model, warm_info = warm_started_model(
+            warm_start, tokenizer, model_args.copy, model_args.coverage, model_args.coverage_loss_weight,
+            max(data_args.max_source_length, data_args.max_target_length))
+        logger.info("Warm start: encoder from %s, decoder from %s; initialised fresh: %s", warm_start.encoder_from,
+                    warm_start.decoder_from or "nothing (a new decoder)", ", ".join(warm_info["initialized"]))
+    elif model_args.model_name_or_path:
         tokenizer = WordTokenizer.from_pretrained(model_args.model_name_or_path)
         # --copy / --coverage add a head the saved model lacks (its parameters start fresh: a
         # denoising-pretrained model fine-tuned with copy); a head the saved model has is kept.
@@ -209,6 +229,8 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
                "provenance": provenance(model_args, data_args, ss_args, gen_args, train_config),
                "train_examples": len(dataset), "vocab_size": len(tokenizer),
                "train_target_oov_rate": _oov_rate(train_pairs, tokenizer)}
+    if warm_info is not None:
+        summary["warm_start"] = warm_info
     if validation:
         summary["validation"] = summary["train"]["eval"]
     out_dir = Path(train_config.output_dir)
@@ -238,9 +260,10 @@ def write_card(folder: Path, summary: dict, data_args) -> Path:
                if summary.get(split)]
     saved = json.loads((folder / "config.json").read_text())
     parts = [name for name in ("copy", "coverage") if saved.get(f"use_{name}")]
+    warm_encoder = (summary.get("warm_start") or {}).get("encoder") or {}  # a BERT2BERT run's base model
     return write_model_card(
         folder, title="selfsup-seq2seq", pipeline_tag="text2text-generation", tags=("selfsup-seq2seq", *parts),
-        base_model=config.get("model_name_or_path"),
+        base_model=config.get("model_name_or_path") or warm_encoder.get("source"),
         summary=f"An encoder-decoder trained with `scripts/train_seq2seq.py` on `{data_args.train_file}` "
                 f"({summary['train_examples']} pairs, {summary['train'].get('steps')} optimizer steps, vocabulary "
                 f"{summary['vocab_size']}). Exact match is 0-1; BLEU and ROUGE F1 are 0-100.",

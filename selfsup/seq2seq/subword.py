@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from typing import Iterable
 
+from tokenizers import Tokenizer
 from transformers import PreTrainedTokenizerFast
 
 from selfsup.errors import InputError
@@ -29,6 +30,11 @@ class SubwordTokenizer(WordTokenizer):
         self.hf = hf_tokenizer
         self.vocab = hf_tokenizer.get_vocab()
         self.id_to_word = {i: w for w, i in self.vocab.items()}
+        # A checkpoint's tokenizer.json may pad and truncate every encoding (MiniLM's: 128):
+        # words() needs every piece of the text and no [PAD], so it reads a copy without either.
+        self._pieces = Tokenizer.from_str(hf_tokenizer.backend_tokenizer.to_str())
+        self._pieces.no_padding()
+        self._pieces.no_truncation()
 
         def special(*names: str) -> int | None:
             token = next((getattr(hf_tokenizer, n) for n in names if getattr(hf_tokenizer, n, None)), None)
@@ -51,7 +57,7 @@ class SubwordTokenizer(WordTokenizer):
     def words(self, text: str) -> list[str]:
         """The pieces of ``text`` (``##`` marks a continuation), an unknown word as its text."""
         # the Rust tokenizer directly: 3x faster than the transformers wrapper's BatchEncoding
-        enc = self.hf.backend_tokenizer.encode(text, add_special_tokens=False)
+        enc = self._pieces.encode(text, add_special_tokens=False)
         return [text[start:end] if i == self.unk_id else self.id_to_word[i]
                 for i, (start, end) in zip(enc.ids, enc.offsets)]
 
