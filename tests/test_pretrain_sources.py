@@ -112,6 +112,31 @@ def test_a_folder_of_several_splits_is_refused_naming_the_evaluation_files(tmp_p
     assert train["sentences"] == [["The train text.", "More train text."]]
 
 
+@pytest.mark.parametrize("layout", [("wiki.train.tokens", "wiki.valid.tokens", "wiki.test.tokens"),
+                                    ("train.txt", "dev.txt"), ("train/part.txt", "test/part.txt")])
+def test_allowing_evaluation_splits_does_not_mix_a_folders_training_file_with_them(tmp_path, layout):
+    # --allow_eval_splits opts in to evaluation text; a training file beside it means the
+    # folder is a split dataset, and reading it whole would train on train + valid + test
+    # without anyone having asked for that mix.
+    for name in layout:
+        write(tmp_path / "data" / name, f"Text of {name}.\nMore of {name}.\n")
+    with pytest.raises(InputError, match="several splits") as err:
+        load_documents(str(tmp_path / "data"), allow_eval_splits=True)
+    message = str(err.value)
+    assert str(tmp_path / "data") in message
+    assert all(name in message for name in layout)
+    # Naming the files is the explicit choice: each one, or all of them, is read.
+    named = ",".join(str(tmp_path / "data" / name) for name in layout)
+    assert len(load_documents(named, allow_eval_splits=True)) == len(layout)
+
+
+def test_a_folder_of_evaluation_splits_only_is_read_when_allowed(tmp_path):
+    # WikiText-2 as shared data has it: valid and test, no train (configs/pretrain/cpu-hour.yaml).
+    for name in ("wiki.valid.tokens", "wiki.test.tokens"):
+        write(tmp_path / "wikitext-2" / name, f"Text of {name}.\nMore of {name}.\n")
+    assert len(load_documents(str(tmp_path / "wikitext-2"), allow_eval_splits=True)) == 2
+
+
 def test_the_shipped_wikitext_configs_opt_in_to_the_valid_and_test_splits_they_train_on(shared_data):
     from pathlib import Path
 

@@ -14,7 +14,8 @@ class CLMDataConfig:
     corpus_layout: str = field(default="sentences", metadata={
         "help": "sentences, paragraphs, documents, wikitext, conll or dialogue_jsonl; one, or one per corpus item"})
     allow_eval_splits: bool = field(default=False, metadata={
-        "help": "allow files and folders named as evaluation splits (dev, valid, test...)"})
+        "help": "allow files and folders named as evaluation splits (dev, valid, test...); a folder holding "
+                "a training file beside them is still refused (name the files)"})
     data_dir: str | None = field(default=None, metadata={"help": "for task sources (default: shared/data)"})
     tokenizer_name: str | None = field(default=None, metadata={
         "help": "an existing fast tokenizer with an EOS token; default: the model's, else a byte-level BPE "

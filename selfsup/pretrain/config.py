@@ -17,7 +17,8 @@ class DataConfig:
     # Training on a dev or test split makes every later score on it meaningless, and a
     # folder of train/valid/test files would mix them silently: refused unless asked for.
     allow_eval_splits: bool = field(default=False, metadata={
-        "help": "allow files and folders named as evaluation splits (dev, valid, validation, test...)"})
+        "help": "allow files and folders named as evaluation splits (dev, valid, validation, test...); a folder "
+                "holding a training file beside them is still refused (name the files)"})
     data_dir: str | None = field(default=None, metadata={
         "help": "for task sources: the folder holding glue/, squad/, conll2003/ (default: shared/data)"})
     tokenizer_name: str | None = field(default=None, metadata={

@@ -130,16 +130,28 @@ EVAL_SPLIT_WORDS = frozenset({"dev", "val", "valid", "validation", "test", "test
                               "heldout"})
 
 
+TRAIN_SPLIT_WORDS = frozenset({"train", "training"})
+
+
 def names_eval_split(name: str) -> bool:
     """Whether a word of ``name`` (split at punctuation) names an evaluation split. Whole
     words only: ``latest.txt`` and ``contest.txt`` are not test files."""
     return not EVAL_SPLIT_WORDS.isdisjoint(re.split(r"[^a-z0-9]+", name.lower()))
 
 
+def names_train_split(name: str) -> bool:
+    """Whether a word of ``name`` names the training split (``wiki.train.tokens``, ``eng.train``)."""
+    return not TRAIN_SPLIT_WORDS.isdisjoint(re.split(r"[^a-z0-9]+", name.lower()))
+
+
 def corpus_files(path: str | Path, allow_eval_splits: bool = False) -> list[Path]:
     """The text files of a file or folder path. A path named as an evaluation split, or a
     folder holding such files (train + valid + test side by side), is refused naming them
     unless ``allow_eval_splits``: text trained on makes every later score on it meaningless.
+    A folder holding a training file beside evaluation-split files is refused even then:
+    the opt-in is for evaluation text (WikiText-2's valid and test, where shared data has no
+    train), and reading such a folder whole would mix the splits without anyone choosing
+    to; naming the files in ``--corpus`` is that choice.
     Only the name given and the names below it are checked; the folders above say nothing
     about the split (pytest's temporary folders are named ``test_*``)."""
     path = Path(path)
@@ -149,13 +161,18 @@ def corpus_files(path: str | Path, allow_eval_splits: bool = False) -> list[Path
         else [path]
     if path.is_dir() and not files:
         raise InputError(f"no text files ({', '.join(TEXT_SUFFIXES)}) in folder", path=path)
+    below = [f.relative_to(path) for f in files] if path.is_dir() else []
+    marked = [str(f) for f in below if any(names_eval_split(part) for part in f.parts)]
+    training = [str(f) for f in below if str(f) not in marked and any(names_train_split(p) for p in f.parts)]
+    if marked and training:
+        raise InputError(f"folder holds several splits (training: {', '.join(training)}; evaluation: "
+                         f"{', '.join(marked)}), which would be mixed into one corpus: name the file(s) to "
+                         "read in --corpus", path=path)
     if allow_eval_splits:
         return files
     if names_eval_split(path.name):
         raise InputError("named as an evaluation split (dev, valid, test...): a model pretrained on it is no "
                          "longer fairly evaluated on it; --allow_eval_splits reads it anyway", path=path)
-    below = [f.relative_to(path) for f in files] if path.is_dir() else []
-    marked = [str(f) for f in below if any(names_eval_split(part) for part in f.parts)]
     if marked:
         raise InputError(f"folder holds evaluation split files ({', '.join(marked)}), which would be mixed "
                          "into the corpus: name the training file(s) in --corpus instead, or pass "
