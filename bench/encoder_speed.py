@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from pathlib import Path
 
@@ -51,8 +52,12 @@ def main() -> None:
             model(input_ids=ids, attention_mask=mask).last_hidden_state.float().pow(2).mean().backward()
         return run
 
+    load_before = os.getloadavg()[0]
     times = time_interleaved({"transformers": step(theirs), "selfsup": step(ours)}, args.repeats)
+    # The load average says whether other jobs shared the cores; the ratio is fair either way
+    # (interleaved), the absolute seconds are not.
     result = {"config": vars(args) | {"output": None}, "threads": torch.get_num_threads(),
+              "load_average_1min": {"before": load_before, "after": os.getloadavg()[0]},
               "seconds_per_step": times, "speedup": times["transformers"] / times["selfsup"],
               "torch": torch.__version__}
     print(json.dumps(result, indent=2))
