@@ -10,8 +10,7 @@ import torch
 
 from selfsup.errors import InputError
 from selfsup.metrics.generation import corpus_bleu, exact_match, rouge
-from selfsup.seq2seq.copy import copy_distribution
-from selfsup.seq2seq.coverage import coverage_attention, coverage_loss
+from selfsup.modeling.copy_head import copy_distribution, coverage_attention, coverage_loss
 from selfsup.seq2seq.data import read_pairs
 from selfsup.seq2seq.decoding import _filter_top_k_top_p, ban_repeated_ngrams
 from selfsup.seq2seq.scheduled_sampling import mix_inputs, schedules

@@ -75,7 +75,7 @@ def test_the_copy_head_puts_copy_mass_on_every_source_piece():
         vocab_size=len(tok), hidden_size=16, num_hidden_layers=1, num_decoder_layers=1, num_attention_heads=2,
         intermediate_size=32, use_copy=True)).eval()
     with torch.no_grad():
-        model.p_gen.bias.fill_(-30.0)  # p_gen ~ 0: the output is the copy distribution alone
+        model.copy_head.p_gen.bias.fill_(-30.0)  # p_gen ~ 0: the output is the copy distribution alone
         out = model(input_ids=torch.tensor([src.input_ids]), source_extended_ids=torch.tensor([src.extended_ids]),
                     decoder_input_ids=torch.tensor([[tok.bos_id]]))
     probs = out.logits[0, -1].exp()

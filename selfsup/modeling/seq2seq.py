@@ -1,29 +1,27 @@
 """``selfsup-seq2seq``: an encoder–decoder on the core stacks with an optional
-pointer-generator copy head (See et al., 2017) and coverage.
+pointer-generator copy head (See et al., 2017) and coverage (``copy_head``).
 
 The core's cross-attention (multi-head, inside each decoder block) builds the decoder
-states; the copy head adds one single-head *copy attention* over the encoder states on
-top, whose distribution is both what gets copied and what coverage accumulates. With
-copy on, ``logits`` are log-probabilities over the extended vocabulary
+states; the copy head mixes the vocabulary distribution with a copy distribution over the
+source. With copy on, ``logits`` are log-probabilities over the extended vocabulary
 ``vocab_size + num_extra`` (per-example source OOVs, see ``selfsup.seq2seq.tokenizer``).
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
+from transformers.conversion_mapping import register_checkpoint_conversion_mapping
+from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
 
-from selfsup.seq2seq.copy import copy_distribution
-from selfsup.seq2seq.coverage import coverage_attention, coverage_loss
-
 from .cache import KVCache
 from .cache_kwargs import accepts_past_key_values
+from .copy_head import CopyHead, num_extra_ids
 from .embeddings import Embeddings, SinusoidalPositions
 from .stacks import Decoder, Encoder
 
@@ -147,15 +145,9 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
         self.decoder = Decoder(c.num_decoder_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
                                cross_attention=True, **stack)
         self.lm_head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
-        if c.use_copy:
-            self.copy_query = nn.Linear(c.hidden_size, c.hidden_size)
-            self.copy_key = nn.Linear(c.hidden_size, c.hidden_size)
-            # p_gen from [decoder state; copy context; decoder input] (See et al., eq. 8)
-            self.p_gen = nn.Linear(3 * c.hidden_size, 1)
-            if c.use_coverage:
-                self.coverage_weight = nn.Parameter(torch.zeros(()))
-        elif c.use_coverage:
+        if c.use_coverage and not c.use_copy:
             raise ValueError("use_coverage needs use_copy: coverage accumulates the copy attention")
+        self.copy_head = CopyHead(c.hidden_size, coverage=c.use_coverage) if c.use_copy else None
         self.post_init()
 
     @torch.no_grad()
@@ -163,8 +155,8 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
         super()._init_weights(module)
         if isinstance(module, SinusoidalPositions):
             module.reset_table()
-        if module is self and self.config.use_coverage:
-            init.zeros_(self.coverage_weight)
+        if isinstance(module, CopyHead) and module.coverage_weight is not None:
+            init.zeros_(module.coverage_weight)
 
     def get_input_embeddings(self):
         return self.embeddings.word_embeddings
@@ -228,72 +220,73 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
         Loss: summed NLL (+ weighted coverage loss) / ``num_items_in_batch`` (default: the
         number of labelled tokens)."""
         c = self.config
-        use_cache = c.use_cache if use_cache is None else use_cache
-        if use_cache and self.decoder.checkpointing_active():
-            logger.warning_once("use_cache=True is incompatible with gradient checkpointing in training: "
-                                "setting use_cache=False")
-            use_cache = False
-        if encoder_outputs is not None and not isinstance(encoder_outputs, torch.Tensor):
-            encoder_outputs = encoder_outputs[0]  # a BaseModelOutput, as generate() passes it
-        memory = self.encode(input_ids, attention_mask) if encoder_outputs is None else encoder_outputs
+        memory = self._memory(input_ids, attention_mask, encoder_outputs)
         if attention_mask is None:
             attention_mask = torch.ones(memory.shape[:2], dtype=torch.long, device=memory.device)
         if decoder_input_ids is None:
             decoder_input_ids = self.shift_right(labels)
-        cache = (cache if cache is not None else Seq2SeqCache()) if use_cache else None
-        past = cache.get_seq_length() if cache is not None else 0
-        x = self.embeddings(decoder_input_ids, past_length=past)
+        cache = self._cache(cache, use_cache)
+        x = self.embeddings(decoder_input_ids, past_length=cache.get_seq_length() if cache is not None else 0)
         states = self.decoder(x, None, memory=memory, memory_mask=attention_mask, cache=cache,
                               implementation=self._implementation()).hidden_states
-        vocab_logits = self.lm_head(states).float()
-        # [PAD] and the start token are never outputs.
-        vocab_logits[..., c.pad_token_id] = float("-inf")
-        vocab_logits[..., c.decoder_start_token_id] = float("-inf")
-        attn = p_gen = cov_loss = None
-        if not c.use_copy:
+        vocab_logits = self.vocab_logits(states)
+        copied = None
+        if self.copy_head is None:
             logits = vocab_logits
         else:
-            src_ext = input_ids if source_extended_ids is None else source_extended_ids
-            num_extra = max(0, int(src_ext.max()) + 1 - c.vocab_size)
-            if labels is not None:
-                num_extra = max(num_extra, int(labels.max()) + 1 - c.vocab_size)
-            keys = cache.copy_keys if cache is not None and cache.copy_keys is not None else self.copy_key(memory)
-            scores = (self.copy_query(states) @ keys.transpose(1, 2)).float() / math.sqrt(c.hidden_size)
-            if c.use_coverage:
-                prior = cache.coverage if cache is not None else None
-                attn, cov_before, cov_after = coverage_attention(scores, attention_mask, self.coverage_weight, prior)
-            else:
-                attn = scores.masked_fill(~attention_mask[:, None, :].bool(), torch.finfo(scores.dtype).min).softmax(-1)
-            if cache is not None:
-                cache.copy_keys = keys
-                if c.use_coverage:
-                    cache.coverage = cov_after
-            context = attn.to(memory.dtype) @ memory
-            p_gen = torch.sigmoid(self.p_gen(torch.cat([states, context, x], -1))).float()
-            final = copy_distribution(vocab_logits.softmax(-1), attn, p_gen, src_ext, num_extra, attention_mask)
-            logits = final.log()  # -inf where nothing can be produced (e.g. another example's OOV slots)
-        loss = nll = None
+            source = input_ids if source_extended_ids is None else source_extended_ids
+            copied = self.copy_head(vocab_logits, states, x, memory, attention_mask, source,
+                                    num_extra_ids(source, c.vocab_size, labels), cache)
+            logits = copied.probs.log()  # -inf where nothing can be produced (e.g. another example's OOV slots)
+        loss = nll = cov_loss = None
         if labels is not None:
-            flat = labels.reshape(-1)
-            keep = flat != -100
-            index = flat.clamp(min=0)[:, None]
-            if c.use_copy:
-                # log of the picked probability only: log(0) elsewhere would make 0·inf = NaN gradients.
-                # The floor gives a target with no mass (an OOV absent from the source) a finite loss.
-                picked = final.reshape(-1, final.shape[-1]).gather(1, index).squeeze(1).clamp_min(1e-30).log()
-            else:
-                picked = logits.reshape(-1, logits.shape[-1]).log_softmax(-1).gather(1, index).squeeze(1)
-            nll = -torch.where(keep, picked, 0.0).sum()  # where, not ×: ignored positions may be -inf
-            loss = nll
-            if c.use_coverage:
-                cov_loss = coverage_loss(attn, cov_before, labels != -100)
-                loss = loss + c.coverage_loss_weight * cov_loss
-            denom = keep.sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
+            nll, cov_loss = self.copy_head.loss(copied, labels) if copied is not None else (_nll(logits, labels), None)
+            loss = nll if cov_loss is None else nll + c.coverage_loss_weight * cov_loss
+            denom = (labels != -100).sum().clamp(min=1) if num_items_in_batch is None else num_items_in_batch
             loss = loss / denom
         out = Seq2SeqCopyOutput(loss=loss, logits=logits, cache=cache, encoder_last_hidden_state=memory,
-                                copy_attention=attn, p_gen=p_gen, nll_loss=nll, coverage_loss=cov_loss)
+                                copy_attention=copied.attention if copied else None,
+                                p_gen=copied.p_gen if copied else None, nll_loss=nll, coverage_loss=cov_loss)
         return out if return_dict is not False else out.to_tuple()
 
+    def _memory(self, input_ids: torch.Tensor | None, attention_mask: torch.Tensor | None,
+                encoder_outputs: torch.Tensor | BaseModelOutput | None) -> torch.Tensor:
+        """Encoder states (batch, src_len, hidden): ``encoder_outputs`` when given (a tensor, or
+        the ``BaseModelOutput`` generate() passes), else the encoded source."""
+        if encoder_outputs is None:
+            return self.encode(input_ids, attention_mask)
+        return encoder_outputs if isinstance(encoder_outputs, torch.Tensor) else encoder_outputs[0]
 
+    def _cache(self, cache: Seq2SeqCache | None, use_cache: bool | None) -> Seq2SeqCache | None:
+        """The cache to fill: the one given, a new one at the first step, or None without caching."""
+        use_cache = self.config.use_cache if use_cache is None else use_cache
+        if use_cache and self.decoder.checkpointing_active():
+            logger.warning_once("use_cache=True is incompatible with gradient checkpointing in training: "
+                                "setting use_cache=False")
+            use_cache = False
+        return (cache if cache is not None else Seq2SeqCache()) if use_cache else None
+
+    def vocab_logits(self, states: torch.Tensor) -> torch.Tensor:
+        """(batch, tgt_len, hidden) → fp32 logits (batch, tgt_len, vocab); [PAD] and the start
+        token are never outputs."""
+        logits = self.lm_head(states).float()
+        logits[..., self.config.pad_token_id] = float("-inf")
+        logits[..., self.config.decoder_start_token_id] = float("-inf")
+        return logits
+
+
+def _nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """Summed NLL of ``labels`` (batch, tgt_len; -100 ignored) under ``logits`` (batch, tgt_len, vocab)."""
+    flat = labels.reshape(-1)
+    picked = logits.reshape(-1, logits.shape[-1]).log_softmax(-1).gather(1, flat.clamp(min=0)[:, None]).squeeze(1)
+    return -torch.where(flat != -100, picked, 0.0).sum()  # where, not ×: ignored positions may be -inf
+
+
+# Checkpoints keep the copy head's parameter names from before it was a module (copy_query.*,
+# copy_key.*, p_gen.*, coverage_weight): transformers renames them on load and back on save.
+register_checkpoint_conversion_mapping(SelfsupSeq2SeqConfig.model_type, [
+    WeightRenaming(rf"^{old}", f"copy_head.{new}")
+    for old, new in ((r"copy_query\.", "query."), (r"copy_key\.", "key."), (r"p_gen\.", "p_gen."),
+                     ("coverage_weight", "coverage_weight"))], overwrite=True)
 AutoConfig.register(SelfsupSeq2SeqConfig.model_type, SelfsupSeq2SeqConfig, exist_ok=True)
 AutoModelForSeq2SeqLM.register(SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration, exist_ok=True)
