@@ -38,8 +38,9 @@ from transformers import (
 from selfsup import resources
 from selfsup.finetune import evaluation
 from selfsup.finetune.config import FinetuneConfig
-from selfsup.finetune.run import OUTPUT_KEYS, _versions, build_features, load_examples, load_model, run
+from selfsup.finetune.run import OUTPUT_KEYS, build_features, load_examples, load_model, run
 from selfsup.finetune.tasks import FinetuneTask, finetune_tasks, get_finetune_task, register
+from selfsup.provenance import package_versions
 from selfsup.training import TrainingConfig
 
 DEFAULT_TASKS = "glue/sst2,glue/mrpc,glue/stsb,glue/rte,glue/cola,bench/conll2003_test,squad/dev_split"
@@ -159,7 +160,7 @@ def main() -> None:
                       "epochs": args.num_train_epochs, "learning_rate": args.learning_rate,
                       "batch_size": args.per_device_train_batch_size, "dtype": "float32",
                       "device": "cuda" if torch.cuda.is_available() else platform.processor() or "cpu",
-                      "threads": torch.get_num_threads(), "versions": _versions()}
+                      "threads": torch.get_num_threads(), "versions": package_versions()}
             pair[side] = result | {"ran_first": side == args.first}
         for side, _ in sides:
             rows.append(pair[side])
