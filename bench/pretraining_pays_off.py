@@ -139,9 +139,9 @@ def run_jobs(jobs: list[dict], n: int) -> list[dict]:
 
 
 def score(result: dict) -> float:
-    from selfsup.finetune.tasks import get_task
+    from selfsup.finetune.tasks import get_finetune_task
 
-    return result["metrics"]["best"][get_task(result["task"]).selection_metric]
+    return result["metrics"]["best"][get_finetune_task(result["task"]).selection_metric]
 
 
 def grid(starts: dict, args) -> list[dict]:
@@ -166,11 +166,11 @@ def grid(starts: dict, args) -> list[dict]:
 
 # -- report -----------------------------------------------------------------------------------
 def table(results: list[dict], chosen: dict, args) -> tuple[dict, str]:
-    from selfsup.finetune.tasks import get_task
+    from selfsup.finetune.tasks import get_finetune_task
 
     cells, lines = {}, []
     header = "| model | " + " | ".join(
-        f"{t.split('/')[1].upper()} ({get_task(t).selection_metric})" for t in args.tasks)
+        f"{t.split('/')[1].upper()} ({get_finetune_task(t).selection_metric})" for t in args.tasks)
     lines += [header + " | average |", "|---" * (len(args.tasks) + 2) + "|"]
     for m in args.models:
         row, means = [], []
