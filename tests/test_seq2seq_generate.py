@@ -1,16 +1,19 @@
 """transformers' ``model.generate()`` on selfsup-seq2seq, driven by a GenerationConfig,
 gives what the project's own decoders (selfsup.seq2seq.decoding) give, with and without
-the copy head, on a tiny model trained to reverse its source (copied OOV words included)."""
+the copy head, on a tiny model trained to reverse its source (copied OOV words included); so
+does ``pipeline("selfsup-text2text")`` on its saved folder."""
 from __future__ import annotations
 
 import pytest
 import torch
-from transformers import AutoModelForSeq2SeqLM, GenerationConfig
+from transformers import AutoModelForSeq2SeqLM, GenerationConfig, pipeline
+from transformers.pipelines import check_task
 
 import selfsup  # noqa: F401
 from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
 from selfsup.seq2seq.data import Pair
 from selfsup.seq2seq.decoding import GenerationArguments, generate
+from selfsup.seq2seq.pipeline import TASK, SelfsupText2TextPipeline
 from selfsup.seq2seq.run import predict
 from selfsup.seq2seq.tokenizer import WordTokenizer
 
@@ -136,3 +139,24 @@ def test_tokenize_generate_batch_decode_on_a_saved_folder(trained, tmp_path):
                               GenerationArguments(max_new_tokens=8, num_beams=2), progress=False)
     if model.config.use_copy:  # OOV words come back as written
         assert any(w in d.split() for d, row in zip(decoded, oovs) for w in row), decoded
+
+
+def test_the_text2text_pipeline_decodes_as_predict_does_on_a_saved_folder(trained, tmp_path):
+    words = [f"w{i}" for i in range(4, V)]
+    WordTokenizer.train([" ".join([w] * (40 - i)) for i, w in enumerate(words)], V).save_pretrained(tmp_path)
+    trained.save_pretrained(tmp_path)
+    texts = ["w5 w9 zed", "w12 qux w4 w7", "w8 w6", "yon w10 w11 w13 w14"]
+    pipe = pipeline(TASK, model=str(tmp_path))
+    out = pipe(texts, generation_config=GenerationConfig(max_new_tokens=8, num_beams=2))
+    expected = predict(pipe.model, WordTokenizer.from_pretrained(tmp_path), [Pair(t, [t]) for t in texts],
+                       GenerationArguments(max_new_tokens=8, num_beams=2), progress=False)
+    assert [o[0]["generated_text"] for o in out] == expected
+    if trained.config.use_copy:  # the source's OOV words come back as written
+        assert "zed" in expected[0].split() and "yon" in expected[3].split(), expected
+    assert pipe("w8 w6", max_new_tokens=8, num_beams=2) == out[2]
+
+
+def test_the_pipeline_task_is_registered_and_transformers_still_refuses_the_removed_name():
+    assert check_task(TASK)[1]["impl"] is SelfsupText2TextPipeline
+    with pytest.raises(KeyError, match="text2text-generation has been removed"):
+        check_task("text2text-generation")

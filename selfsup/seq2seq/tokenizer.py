@@ -60,7 +60,11 @@ class WordTokenizer:
     def from_pretrained(cls, path: str | Path) -> "WordTokenizer":
         """The folder's tokenizer: word level, or a :class:`~selfsup.seq2seq.subword.SubwordTokenizer`
         when its model is not a word vocabulary (WordPiece, from training or a checkpoint)."""
-        hf = AutoTokenizer.from_pretrained(path)
+        return cls.wrap(AutoTokenizer.from_pretrained(path))
+
+    @classmethod
+    def wrap(cls, hf: PreTrainedTokenizerFast) -> "WordTokenizer":
+        """A loaded transformers tokenizer (e.g. a pipeline's) as :meth:`from_pretrained` would give it."""
         if cls is WordTokenizer and not isinstance(hf.backend_tokenizer.model, models.WordLevel):
             from .subword import SubwordTokenizer  # it subclasses this one
             return SubwordTokenizer(hf)
