@@ -16,6 +16,9 @@ class Pair:
 
     source: str
     references: list[str]
+    # where the row came from, for errors found after reading (a text that tokenizes to nothing)
+    path: str | None = None
+    line: int | None = None
 
     @property
     def target(self) -> str:
@@ -34,7 +37,7 @@ def read_pairs(path: str | Path, source_column: str, target_column: str | list[s
         source = _text(row, source_column, path, line_no)
         refs = [_text(row, c, path, line_no) for c in columns] if require_target else \
             [row[c] for c in columns if isinstance(row.get(c), str)]
-        pairs.append(Pair(source, refs))
+        pairs.append(Pair(source, refs, str(path), line_no))
     if not pairs:
         raise InputError("no examples", path=path)
     return pairs

@@ -24,7 +24,7 @@ from .data import Pair, read_pairs
 from .decoding import GenerationArguments, generate
 from .scheduled_sampling import ScheduledSamplingArguments, scheduled_sampling_loss
 from .subword import load_or_train_tokenizer
-from .tokenizer import WordTokenizer
+from .tokenizer import EncodedSource, WordTokenizer
 from .warm_start import WarmStartArguments, warm_started_model
 
 logger = logging.getLogger(__name__)
@@ -80,8 +80,10 @@ class EncodedPairs(Dataset):
                  max_target_length: int):
         self.items = []
         for p in pairs:
-            src = tokenizer.encode_source(p.source, max_source_length)
+            src = encode_source(tokenizer, p, max_source_length)
             labels = tokenizer.encode_target(p.target, src.oovs if copy else None, max_target_length)
+            if len(labels) == 1:  # [EOS] alone
+                raise InputError("the target has no tokens once tokenized", path=p.path, line=p.line, field="target")
             self.items.append({"input_ids": src.input_ids, "source_extended_ids": src.extended_ids,
                                "labels": labels, "oovs": src.oovs})
 
@@ -90,6 +92,16 @@ class EncodedPairs(Dataset):
 
     def __getitem__(self, i: int) -> dict:
         return self.items[i]
+
+
+def encode_source(tokenizer: WordTokenizer, pair: Pair, max_length: int | None) -> EncodedSource:
+    """``pair``'s source encoded; one the tokenizer drops whole (only zero-width or control
+    characters, which a BERT normalizer removes) is an error naming its file and line: attention
+    over an empty source has nothing to read."""
+    src = tokenizer.encode_source(pair.source, max_length)
+    if not src.input_ids:
+        raise InputError("the source has no tokens once tokenized", path=pair.path, line=pair.line, field="source")
+    return src
 
 
 class Collator:
@@ -141,7 +153,7 @@ def predict(model, tokenizer: WordTokenizer, pairs: list[Pair], gen: GenerationA
     outputs = []
     for start in tqdm(range(0, len(pairs), batch_size), desc="generating", disable=not progress, leave=False):
         chunk = pairs[start:start + batch_size]
-        encoded = [tokenizer.encode_source(p.source, max_source_length) for p in chunk]
+        encoded = [encode_source(tokenizer, p, max_source_length) for p in chunk]
         batch = collate([{"input_ids": e.input_ids, "source_extended_ids": e.extended_ids, "labels": [0]}
                          for e in encoded])
         ids = generate(model, batch["input_ids"].to(device), batch["attention_mask"].to(device),
