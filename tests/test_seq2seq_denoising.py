@@ -156,7 +156,7 @@ def test_pretraining_learns_to_reconstruct_and_saves_a_fine_tunable_folder(pretr
     a, b = load_file(model_dir / "model.safetensors"), load_file(tuned / "model.safetensors")
     assert not AutoModelForSeq2SeqLM.from_pretrained(model_dir).config.use_copy
     assert AutoModelForSeq2SeqLM.from_pretrained(tuned).config.use_copy
-    assert set(a) < set(b) and {"copy_query.weight", "p_gen.weight"} <= set(b) - set(a)
+    assert set(a) < set(b) and {"copy_head.query.weight", "copy_head.p_gen.weight"} <= set(b) - set(a)
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 

@@ -14,8 +14,6 @@ import torch
 from torch import nn
 from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedConfig, PreTrainedModel
 from transformers import initialization as init
-from transformers.conversion_mapping import register_checkpoint_conversion_mapping
-from transformers.core_model_loading import WeightRenaming
 from transformers.modeling_outputs import BaseModelOutput
 from transformers.utils import ModelOutput, logging
 
@@ -26,6 +24,10 @@ from .embeddings import Embeddings, SinusoidalPositions
 from .stacks import Decoder, Encoder
 
 logger = logging.get_logger(__name__)
+
+# Pre-CopyHead checkpoint names → today's (regex on the key, as transformers' key_mapping takes).
+LEGACY_COPY_HEAD_NAMES = {r"^copy_query\.": "copy_head.query.", r"^copy_key\.": "copy_head.key.",
+                          r"^p_gen\.": "copy_head.p_gen.", r"^coverage_weight$": "copy_head.coverage_weight"}
 
 
 class SelfsupSeq2SeqConfig(PreTrainedConfig):
@@ -158,6 +160,19 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
         if isinstance(module, CopyHead) and module.coverage_weight is not None:
             init.zeros_(module.coverage_weight)
 
+    @classmethod
+    def from_pretrained(cls, *args, **kwargs):
+        # Folders saved before the copy head was a module name its parameters copy_query.*,
+        # copy_key.*, p_gen.* and coverage_weight; they load under copy_head.*.
+        kwargs.setdefault("key_mapping", LEGACY_COPY_HEAD_NAMES)
+        return super().from_pretrained(*args, **kwargs)
+
+    def save_pretrained(self, *args, save_original_format: bool = False, **kwargs):
+        # One layout on disk (copy_head.*), whichever a model was loaded from: transformers would
+        # otherwise write a legacy folder back in the legacy names, which the training loop's
+        # plain load_state_dict (best model, resume) would not match.
+        return super().save_pretrained(*args, save_original_format=save_original_format, **kwargs)
+
     def get_input_embeddings(self):
         return self.embeddings.word_embeddings
 
@@ -282,11 +297,5 @@ def _nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return -torch.where(flat != -100, picked, 0.0).sum()  # where, not ×: ignored positions may be -inf
 
 
-# Checkpoints keep the copy head's parameter names from before it was a module (copy_query.*,
-# copy_key.*, p_gen.*, coverage_weight): transformers renames them on load and back on save.
-register_checkpoint_conversion_mapping(SelfsupSeq2SeqConfig.model_type, [
-    WeightRenaming(rf"^{old}", f"copy_head.{new}")
-    for old, new in ((r"copy_query\.", "query."), (r"copy_key\.", "key."), (r"p_gen\.", "p_gen."),
-                     ("coverage_weight", "coverage_weight"))], overwrite=True)
 AutoConfig.register(SelfsupSeq2SeqConfig.model_type, SelfsupSeq2SeqConfig, exist_ok=True)
 AutoModelForSeq2SeqLM.register(SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration, exist_ok=True)
