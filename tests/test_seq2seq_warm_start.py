@@ -145,12 +145,18 @@ def test_train_seq2seq_warm_starts_trains_and_records_where_each_part_came_from(
     assert WordTokenizer.from_pretrained(out).vocab == WordTokenizer.from_pretrained(tmp_path / "bert").vocab
 
 
-@pytest.mark.parametrize("flags, message", [(["--decoder_from", "x"], "--decoder_from needs --encoder_from"),
-                                            (["--encoder_from", "x", "--tokenizer_name", "y"], "cannot be combined")])
+@pytest.mark.parametrize("flags, message", [
+    (["--decoder_from", "x"], "--decoder_from needs --encoder_from"),
+    (["--encoder_from", "x", "--tokenizer_name", "y"], "cannot be combined"),
+    (["--encoder_from", "BERT", "--hidden_size", "64"], "field 'hidden_size': --hidden_size 64, but .* \\(32\\)"),
+])
 def test_warm_start_flags_that_cannot_work_are_refused(flags, message, tmp_path):
-    (tmp_path / "t.jsonl").write_text(json.dumps({"src": "a", "tgt": "b"}) + "\n")
+    selfsup_bert(tmp_path / "bert")
+    flags = [str(tmp_path / "bert") if f == "BERT" else f for f in flags]
+    (tmp_path / "t.jsonl").write_text(json.dumps({"src": "the sky", "tgt": "blue"}) + "\n")
     with pytest.raises(InputError, match=message):
-        train_seq2seq.main(["--train_file", str(tmp_path / "t.jsonl"), "--output_dir", str(tmp_path / "o"), *flags])
+        train_seq2seq.main(["--train_file", str(tmp_path / "t.jsonl"), "--output_dir", str(tmp_path / "o"),
+                            "--max_source_length", "16", "--max_target_length", "8", *flags])
 
 
 def test_minilm_warm_starts_with_its_encoder_unchanged(minilm_path):

@@ -202,6 +202,7 @@ def train(model_args: Seq2SeqModelArguments, data_args: Seq2SeqDataArguments, ss
         model, warm_info = warm_started_model(
             warm_start, tokenizer, model_args.copy, model_args.coverage, model_args.coverage_loss_weight,
             max(data_args.max_source_length, data_args.max_target_length))
+        _refuse_other_sizes(model_args, model.config)
         logger.info("Warm start: encoder from %s, decoder from %s; initialised fresh: %s", warm_start.encoder_from,
                     warm_start.decoder_from or "nothing (a new decoder)", ", ".join(warm_info["initialized"]))
     elif model_args.model_name_or_path:
@@ -283,6 +284,17 @@ def write_card(folder: Path, summary: dict, data_args) -> Path:
              f"model = AutoModelForSeq2SeqLM.from_pretrained(\"{folder}\")\n"
              f"# decode: python scripts/generate.py --model_name_or_path {folder} --input_file test.jsonl",
         results=results, details={"Provenance": summary["provenance"]})
+
+
+def _refuse_other_sizes(model_args: Seq2SeqModelArguments, config) -> None:
+    """A warm-started model has the BERT's sizes: a size flag set to something else would be ignored."""
+    defaults = Seq2SeqModelArguments()
+    for key in ("hidden_size", "num_hidden_layers", "num_decoder_layers", "num_attention_heads", "intermediate_size",
+                "hidden_dropout_prob", "attention_probs_dropout_prob", "max_position_embeddings"):
+        asked, actual = getattr(model_args, key), getattr(config, key)
+        if asked != getattr(defaults, key) and asked != actual:
+            raise InputError(f"--{key} {asked}, but a model warm-started with --encoder_from has the BERT's "
+                             f"({actual}): leave the flag out", field=key)
 
 
 def _oov_rate(pairs: list[Pair], tokenizer: WordTokenizer) -> float:
