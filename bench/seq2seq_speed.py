@@ -9,7 +9,8 @@ update, both in train mode (dropout 0.1 on hidden states and attention probabili
 inside the feed-forward: BART's activation_dropout is 0, ours has none). Both are post-LN
 with an embedding LayerNorm, learned positions, GELU, tied input/output embeddings and SDPA
 attention; ours runs without its copy head. Same batch (padded sources, -100-padded
-labels), steps interleaved, medians; ``speedup`` = BART's time / ours (> 1: ours is faster).
+labels), steps interleaved, medians; ``speedup`` = BART's time / ours (> 1: ours is faster),
+``cpu_speedup`` the same for this process's CPU seconds, which other jobs' load moves less.
 The load average before and after is recorded: on shared cores only the ratio means much.
 """
 from __future__ import annotations
@@ -17,17 +18,15 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import sys
+import statistics
+import time
 from pathlib import Path
 
 import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
-sys.path.insert(0, str(Path(__file__).parent))
-from timing import time_interleaved  # noqa: E402
-
-from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration  # noqa: E402
-from selfsup.provenance import package_versions  # noqa: E402
+from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
+from selfsup.provenance import package_versions
 
 
 def models(args) -> dict[str, torch.nn.Module]:
@@ -55,6 +54,21 @@ def batch(args) -> dict[str, torch.Tensor]:
     mask = (torch.arange(args.src_len)[None] < src_lens[:, None]).long()
     return {"input_ids": ids.masked_fill(mask == 0, 0), "attention_mask": mask,
             "labels": labels.masked_fill(torch.arange(args.tgt_len)[None] >= tgt_lens[:, None], -100)}
+
+
+def interleaved_wall_and_cpu(fns: dict, repeats: int, warmup: int = 2) -> tuple[dict, dict]:
+    """Median wall and process-CPU seconds per call of each function, alternating them every repeat."""
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
+    for _ in range(repeats):
+        for name, fn in fns.items():
+            w, c = time.perf_counter(), time.process_time()
+            fn()
+            wall[name].append(time.perf_counter() - w)
+            cpu[name].append(time.process_time() - c)
+    return ({n: statistics.median(t) for n, t in wall.items()}, {n: statistics.median(t) for n, t in cpu.items()})
 
 
 def main() -> None:
@@ -88,11 +102,13 @@ def main() -> None:
         return run
 
     load_before = os.getloadavg()
-    times = time_interleaved({name: step(name) for name in nets}, args.repeats)
+    wall, cpu = interleaved_wall_and_cpu({name: step(name) for name in nets}, args.repeats)
     result = {"config": vars(args) | {"output": None}, "threads": torch.get_num_threads(),
               "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in nets.items()},
               "target_tokens_per_step": int((data["labels"] != -100).sum()),
-              "seconds_per_step": times, "speedup": times["transformers"] / times["selfsup"],
+              "seconds_per_step": wall, "speedup": wall["transformers"] / wall["selfsup"],
+              # CPU seconds of this process: what other jobs' load moves least (it still shares caches)
+              "cpu_seconds_per_step": cpu, "cpu_speedup": cpu["transformers"] / cpu["selfsup"],
               "load_average_1_5_15min": {"before": load_before, "after": os.getloadavg()},
               "cpu_count": os.cpu_count(), "versions": package_versions()}
     print(json.dumps(result, indent=2))
