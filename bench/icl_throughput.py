@@ -24,7 +24,7 @@ from selfsup.icl.models import load_model, pad_token_id
 from selfsup.icl.requests import build_pairs, encode_pair
 from selfsup.icl.results import package_versions
 from selfsup.icl.scoring import score_fast, score_naive
-from selfsup.icl.tasks import get_task
+from selfsup.icl.tasks import get_icl_task
 
 
 def build_requests(tokenizer, task, shots: int, limit: int, seed: int, max_length: int) -> list:
@@ -62,7 +62,7 @@ def main() -> None:
     print(f"torch threads: {torch.get_num_threads()}, load average (1, 5, 15 min): {os.getloadavg()}")
     total = {"examples": 0, "naive_s": 0.0, "fast_s": 0.0}
     for name in args.tasks.split(","):
-        task = get_task(name)
+        task = get_icl_task(name)
         requests = build_requests(tokenizer, task, args.num_fewshot, args.limit, args.seed, length)
         n_examples = min(args.limit, len(task.load_docs()))
         score_fast(model, requests[:2], batch_size=1, pad_token_id=pad)  # warm-up (allocator, kernels)

@@ -25,14 +25,14 @@ from selfsup.icl.models import load_model
 from selfsup.icl.requests import ChatFormat
 from selfsup.icl.results import package_versions, plot_curve, table, write_results
 from selfsup.icl.resume import load_result, result_path, result_settings, save_result
-from selfsup.icl.tasks import get_tasks
+from selfsup.icl.tasks import get_icl_tasks
 
 
 def main(argv: list[str] | None = None) -> list:
     (args,) = parse_config((ICLArguments,), argv, description=__doc__)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     shots = [int(s) for s in args.num_fewshot.split(",")] if args.num_fewshot is not None else None
-    tasks = {t.name: t for t in get_tasks(args.tasks, args.include_path)}
+    tasks = {t.name: t for t in get_icl_tasks(args.tasks, args.include_path)}
     # Without --num_fewshot each task runs at its own num_fewshot (lm-eval's rule), else 0.
     shots_of = {name: shots if shots is not None else [t.num_fewshot or 0] for name, t in tasks.items()}
     chat = ChatFormat(args.apply_chat_template, args.system_instruction, args.fewshot_as_multiturn)

@@ -17,8 +17,8 @@ import torch
 from selfsup.errors import InputError
 from selfsup.icl.generation import cut, generate_until, stop_token_ids
 from selfsup.icl.harness import evaluate_task
-from selfsup.icl.metrics import METRICS
-from selfsup.icl.tasks import FORMATS, TaskSpec, load_task_file
+from selfsup.icl.metrics import icl_metrics
+from selfsup.icl.tasks import ICLTask, icl_formats, load_task_file
 
 sys.path.insert(0, str(Path(__file__).parent))
 from test_icl_scoring import byte_tokenizer, tiny_llama, tiny_selfsup_gpt  # noqa: E402
@@ -118,7 +118,7 @@ def test_the_answer_is_cut_before_the_earliest_stop_sequence(text, until, delimi
 
 
 def test_exact_match_compares_answer_and_target_after_stripping_whitespace():
-    em = METRICS.get("exact_match")
+    em = icl_metrics.get("exact_match")
     assert em({"answer": "Paris", "target": "Paris"}) == 1.0
     assert em({"answer": " Paris\n", "target": "Paris "}) == 1.0
     assert em({"answer": "paris", "target": "Paris"}) == 0.0     # case matters
@@ -126,13 +126,13 @@ def test_exact_match_compares_answer_and_target_after_stripping_whitespace():
     assert em({"answer": "", "target": "Paris"}) == 0.0
 
 
-def _toy_gen_task(tmp_path, targets: list[str], extra: str = "") -> TaskSpec:
+def _toy_gen_task(tmp_path, targets: list[str], extra: str = "") -> ICLTask:
     """``Q: question i`` -> ``targets[i]``; demonstrations from a fixed split ``Q: demo j`` -> ``answer j``."""
     for name, rows in (("gen", [{"q": f"question {i}", "a": a} for i, a in enumerate(targets)]),
                        ("gen_demos", [{"q": f"demo {j}", "a": f"answer {j}"} for j in range(3)])):
         (tmp_path / f"{name}.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    if "gen_toy" not in FORMATS:
-        FORMATS.register("gen_toy", lambda row: {"q": row["q"], "choices": [row["a"]], "gold": 0})
+    if "gen_toy" not in icl_formats:
+        icl_formats.register("gen_toy", lambda row: {"q": row["q"], "choices": [row["a"]], "gold": 0})
     spec = tmp_path / "gen.yaml"
     spec.write_text(f"name: gen_toy\nversion: 1\nformat: gen_toy\ndata: {tmp_path / 'gen.jsonl'}\n"
                     f"fewshot_data: {tmp_path / 'gen_demos.jsonl'}\noutput_type: generate_until\n"

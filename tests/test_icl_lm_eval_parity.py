@@ -22,7 +22,7 @@ from selfsup.icl.generation import cut  # noqa: E402
 from selfsup.icl.harness import evaluate_task  # noqa: E402
 from selfsup.icl.models import load_model  # noqa: E402
 from selfsup.icl.requests import ChatFormat  # noqa: E402
-from selfsup.icl.tasks import get_tasks  # noqa: E402
+from selfsup.icl.tasks import get_icl_tasks  # noqa: E402
 
 CHAT_TEMPLATE = ("{% for m in messages %}<|{{ m['role'] }}|>\n{{ m['content'] }}<eos>\n{% endfor %}"
                  "{% if add_generation_prompt %}<|assistant|>\n{% endif %}")
@@ -172,7 +172,7 @@ def lm_eval_run(folder, task: str, shots: int, chat: ChatFormat | None = None, m
 
 
 def ours_run(folder, ours_model, task: str, shots: int, chat: ChatFormat | None = None):
-    (spec,) = get_tasks(task, include_path=str(folder))
+    (spec,) = get_icl_tasks(task, include_path=str(folder))
     model, tokenizer = ours_model
     return evaluate_task(model, tokenizer, spec, shots, batch_size=3, chat=chat, bootstrap_iters=10)
 
@@ -241,7 +241,7 @@ def test_generate_until_contexts_and_answers_equal_lm_eval(folder, ours_model):
     reference = lm_eval_run(folder, "toy_gen", 1)
     samples = sorted(reference["samples"]["toy_gen"], key=lambda s: s["doc_id"])
     result = ours_run(folder, ours_model, "toy_gen", 1)
-    spec = get_tasks("toy_gen", include_path=str(folder))[0]
+    spec = get_icl_tasks("toy_gen", include_path=str(folder))[0]
     assert spec.until == ("\n", "V", "p") and spec.max_gen_toks == 6
     for sample, record in zip(samples, result.records, strict=True):
         (context, kwargs), = sample["arguments"]
@@ -259,9 +259,9 @@ def test_a_group_and_a_tag_expand_to_the_tasks_lm_eval_loads(folder):
     def leaves(d):
         return [n for k, v in d.items() for n in (leaves(v) if isinstance(v, dict) else [k])]
 
-    assert sorted(t.name for t in get_tasks("toy_group", include_path=str(folder))) == sorted(leaves(loaded))
-    assert [t.name for t in get_tasks("toy_tag", include_path=str(folder))] == ["toy_siqa"]
-    everything = sorted(t.name for t in get_tasks(str(folder)))
+    assert sorted(t.name for t in get_icl_tasks("toy_group", include_path=str(folder))) == sorted(leaves(loaded))
+    assert [t.name for t in get_icl_tasks("toy_tag", include_path=str(folder))] == ["toy_siqa"]
+    everything = sorted(t.name for t in get_icl_tasks(str(folder)))
     assert everything == ["toy_gen", "toy_lastword", "toy_siqa", "toy_wino"]
 
 

@@ -1,5 +1,5 @@
-"""Fast scoring (shared context, KV-cache reuse, length batching) equals naive
-one-request-one-forward scoring, and both equal transformers' own loss."""
+"""Fast scoring (each context once, its continuations packed after it in the same row, length
+batching) equals naive one-request-one-forward scoring, and both equal transformers' own loss."""
 from __future__ import annotations
 
 import inspect
@@ -14,9 +14,10 @@ from transformers import AutoConfig, AutoModelForCausalLM, LlamaConfig, PreTrain
 import selfsup  # noqa: F401  (registers selfsup-gpt)
 from selfsup.icl.generation import generate_until
 from selfsup.icl.harness import evaluate_task
+from selfsup.icl.padding import pad, positions
 from selfsup.icl.requests import Request, encode_pair
 from selfsup.icl.scoring import length_batches, score_fast, score_naive
-from selfsup.icl.tasks import FORMATS, load_task_file
+from selfsup.icl.tasks import icl_formats, load_task_file
 from selfsup.modeling.cache_kwargs import cache_keyword
 
 
@@ -125,6 +126,34 @@ def test_single_token_choices_cost_one_forward_per_batch_without_a_cache():
     assert max(abs(a.logprob - b.logprob) for a, b in zip(naive, fast)) < 1e-4
 
 
+@pytest.mark.parametrize("build", [tiny_llama, tiny_selfsup_gpt], ids=["llama", "selfsup-gpt"])
+def test_one_forward_runs_each_context_token_and_each_continuation_token_once(build):
+    model, calls = build(), []
+    model.register_forward_pre_hook(lambda m, args, kwargs: calls.append(kwargs), with_kwargs=True)
+    a, b = list(range(10, 30)), list(range(40, 52))  # contexts of 20 and 12 tokens
+    requests = [Request(a, [1, 2, 3, 4]), Request(b, [5, 6, 7]), Request(a, [8]), Request(a, [9, 10]),
+                Request(b, [11, 12, 13])]
+    fast = score_fast(model, requests, batch_size=8, forward_cost=10**6)
+    (call,) = calls
+    # Row a: 20 context tokens, then its continuations longest first without their last token (3, 1, 0);
+    # row b: 12 (left-padded to 20), then 2 and 2. Blocks are as wide as their longest: 3 and 2.
+    assert call["input_ids"].shape == (2, 20 + 3 + 2) and call["use_cache"] is False
+    assert call["attention_mask"].shape == (2, 1, 25, 25) and call["logits_to_keep"] == 1 + 3 + 2
+    assert call["input_ids"][1].tolist() == [0] * 8 + b + [5, 6, 0, 11, 12]  # 0: padding
+    assert call["position_ids"][1, 8:].tolist() == list(range(12)) + [12, 13, 0, 12, 13]
+    naive = score_naive(model, requests)
+    assert max(abs(x.logprob - y.logprob) for x, y in zip(naive, fast)) < 1e-4
+    assert [x.is_greedy for x in naive] == [y.is_greedy for y in fast]
+
+
+def test_pad_puts_the_last_token_of_every_row_in_the_last_column_and_positions_skip_padding():
+    ids, mask = pad([[5, 6, 7], [8]], 0, left=True, device="cpu")
+    assert ids.tolist() == [[5, 6, 7], [0, 0, 8]] and mask.tolist() == [[1, 1, 1], [0, 0, 1]]
+    assert positions(mask).tolist() == [[0, 1, 2], [0, 0, 0]]
+    ids, mask = pad([[5, 6, 7], [8]], 9, left=False, device="cpu")
+    assert ids.tolist() == [[5, 6, 7], [8, 9, 9]] and mask.tolist() == [[1, 1, 1], [1, 0, 0]]
+
+
 @pytest.mark.parametrize("seed", range(20))
 def test_length_batches_is_the_cheapest_split_into_consecutive_batches(seed):
     import itertools
@@ -173,8 +202,8 @@ def lengths_task(tmp_path):
     """Choices of very different lengths, so acc and acc_norm can disagree."""
     rows = [{"q": f"item {i}", "a": ["ok", "a much longer answer", "mid answer"], "y": i % 3} for i in range(7)]
     (tmp_path / "lengths.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
-    if "lengths" not in FORMATS:
-        FORMATS.register("lengths", lambda row: {"q": row["q"], "choices": row["a"], "gold": row["y"]})
+    if "lengths" not in icl_formats:
+        icl_formats.register("lengths", lambda row: {"q": row["q"], "choices": row["a"], "gold": row["y"]})
     spec = tmp_path / "lengths.yaml"
     spec.write_text(f"name: lengths\nversion: 1\nformat: lengths\ndata: {tmp_path / 'lengths.jsonl'}\n"
                     'prompt: "Q: {q}\\nA:"\n')

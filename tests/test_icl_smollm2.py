@@ -11,7 +11,7 @@ import pytest
 from selfsup.icl.generation import cut
 from selfsup.icl.harness import evaluate_task
 from selfsup.icl.models import load_model
-from selfsup.icl.tasks import get_task
+from selfsup.icl.tasks import get_icl_task
 
 _spec = importlib.util.spec_from_file_location("icl_eval_script",
                                                Path(__file__).parent.parent / "scripts" / "icl_eval.py")
@@ -27,7 +27,7 @@ def smollm2(smollm2_gguf):
 @pytest.mark.parametrize("name, shots", [("copa", 2), ("winogrande", 1), ("lambada", 0)])
 def test_fast_equals_naive_on_smollm2(smollm2, shared_data, name, shots):
     model, tokenizer = smollm2
-    task = get_task(name)
+    task = get_icl_task(name)
     naive = evaluate_task(model, tokenizer, task, shots, limit=3, scorer="naive")
     fast = evaluate_task(model, tokenizer, task, shots, limit=3, scorer="fast", batch_size=2)
     for a, b in zip(naive.records, fast.records):
@@ -64,7 +64,7 @@ def test_lambada_gen_generates_the_last_word_in_a_batch_as_alone_and_the_script_
                    "--batch_size", "4", "--output_dir", str(tmp_path)])
     assert re.search(r"lambada_gen\s+0\s+exact_match\s+\d\.\d{4}\s+\d\.\d{4}\s+4", capsys.readouterr().out)
     results = json.loads((tmp_path / "results.json").read_text())
-    task = get_task("lambada_gen")
+    task = get_icl_task("lambada_gen")
     assert results["tasks"]["lambada_gen"]["until"] == list(task.until)
     assert results["tasks"]["lambada_gen"]["max_gen_toks"] == task.max_gen_toks
     metrics = results["results"]["lambada_gen"]["0"]

@@ -10,17 +10,17 @@ import pytest
 from selfsup.errors import InputError
 from selfsup.icl.fewshot import sample_demonstrations
 from selfsup.icl.generation import cut
-from selfsup.icl.metrics import METRICS, bootstrap_stderr
+from selfsup.icl.metrics import bootstrap_stderr, icl_metrics
 from selfsup.icl.requests import build_context, build_pairs, gold_answer
-from selfsup.icl.tasks import get_task, load_task_file, task_names
+from selfsup.icl.tasks import get_icl_task, icl_task_names, load_task_file
 
 BUILTIN = ["arc_challenge", "arc_easy", "boolq", "copa", "lambada", "lambada_gen", "piqa", "rte", "sst2", "winogrande"]
 
 
 def test_every_issue_task_is_registered():
-    assert task_names() == BUILTIN
+    assert icl_task_names() == BUILTIN
     with pytest.raises(KeyError, match="did you mean 'copa'"):
-        get_task("copa_")
+        get_icl_task("copa_")
 
 
 def test_the_closing_config_runs_every_builtin_task_at_0_and_4_shots():
@@ -35,7 +35,7 @@ def test_the_closing_config_runs_every_builtin_task_at_0_and_4_shots():
 
 
 def first_pairs(name, k=0, seed=0):
-    task = get_task(name)
+    task = get_icl_task(name)
     docs = task.load_docs()
     pool = task.load_docs(fewshot=True) if task.fewshot_data else docs
     return build_pairs(task, docs[0], sample_demonstrations(pool, docs[0], k, seed, name))
@@ -83,16 +83,16 @@ def test_piqa_boolq_and_lambada_templates(shared_data):
     ("\nShane", ""),  # a new line first is no word
 ])
 def test_lambada_gen_continues_the_lambada_passage_and_keeps_the_first_word(shared_data, generation, word):
-    task = get_task("lambada_gen")
+    task = get_icl_task("lambada_gen")
     doc = task.load_docs()[0]
     [(context, continuation)] = first_pairs("lambada")
-    assert task.output_type == "generate_until" and task.data == get_task("lambada").data
+    assert task.output_type == "generate_until" and task.data == get_icl_task("lambada").data
     assert build_context(task, doc, []) == context and " " + gold_answer(task, doc) == continuation == " signs"
     assert cut(generation, task.until, task.target_delimiter)[0] == word
 
 
 def test_demonstrations_are_gold_answers_joined_by_the_separator(shared_data):
-    task = get_task("copa")
+    task = get_icl_task("copa")
     train = {d["id"]: d for d in task.load_docs(fewshot=True)}
     doc = task.load_docs()[0]
     demos = sample_demonstrations(list(train.values()), doc, 2, 7, "copa")
@@ -104,7 +104,7 @@ def test_demonstrations_are_gold_answers_joined_by_the_separator(shared_data):
 
 
 def test_sampling_is_deterministic_per_example_and_never_includes_it(shared_data):
-    task = get_task("boolq")  # no separate train split: demonstrations come from val itself
+    task = get_icl_task("boolq")  # no separate train split: demonstrations come from val itself
     docs = task.load_docs()[:200]
     first = [[d["id"] for d in sample_demonstrations(docs, doc, 4, 1, "boolq")] for doc in docs]
     # Evaluation order does not matter: each example has its own seeded RNG.
@@ -127,15 +127,15 @@ def toy_task(tmp_path):
             {"q": "one plus one", "a": ["two", "three"], "y": 0}]  # a duplicate of row 1 under another id
     write(tmp_path / "toy.jsonl", "\n".join(json.dumps(r) for r in rows) + "\n")
     write(tmp_path / "toy_format.py", "")
-    from selfsup.icl.tasks import FORMATS
-    if "toy" not in FORMATS:
-        FORMATS.register("toy", lambda row: {"q": row["q"], "choices": row["a"], "gold": row["y"]})
+    from selfsup.icl.tasks import icl_formats
+    if "toy" not in icl_formats:
+        icl_formats.register("toy", lambda row: {"q": row["q"], "choices": row["a"], "gold": row["y"]})
     return write(tmp_path / "toy.yaml", f"name: toy\nversion: 2\nformat: toy\ndata: {tmp_path / 'toy.jsonl'}\n"
                  'prompt: "Q: {q}\\nA:"\nfewshot_separator: "\\n###\\n"\n')
 
 
 def test_a_user_task_file_is_one_small_definition(toy_task):
-    task = get_task(str(toy_task))
+    task = get_icl_task(str(toy_task))
     docs = task.load_docs()
     assert [d["id"] for d in docs] == ["toy.jsonl:1", "toy.jsonl:2", "toy.jsonl:3"]
     demos = sample_demonstrations(docs, docs[0], 1, 0, "toy")
@@ -177,24 +177,24 @@ def test_bad_data_rows_are_rejected_naming_file_and_line(toy_task, row, message)
     data = toy_task.with_name("toy.jsonl")
     write(data, data.read_text().splitlines()[0] + "\n" + row + "\n")
     with pytest.raises(InputError, match=message) as err:
-        get_task(str(toy_task)).load_docs()
+        get_icl_task(str(toy_task)).load_docs()
     assert str(data) in str(err.value)
 
 
 def test_template_field_missing_from_the_document_names_the_line(toy_task):
     write(toy_task, toy_task.read_text().replace("{q}", "{question}"))
     with pytest.raises(InputError, match=r"toy.jsonl:1: prompt template uses \{question\}"):
-        get_task(str(toy_task)).load_docs()
+        get_icl_task(str(toy_task)).load_docs()
 
 
 def test_bad_rows_in_real_formats(tmp_path, shared_data):
-    task = get_task("copa")
+    task = get_icl_task("copa")
     bad = write(tmp_path / "copa.jsonl", '{"premise": "A.", "choice1": "B.", "choice2": "C.", "question": "why",'
                 ' "label": 0, "idx": 0}\n')
     import dataclasses
     with pytest.raises(InputError, match=r"copa.jsonl:1: field 'question': expected 'cause' or 'effect'"):
         dataclasses.replace(task, data=str(bad)).load_docs()
-    rte = get_task("rte")
+    rte = get_icl_task("rte")
     bad = write(tmp_path / "rte.tsv", "index\tsentence1\tsentence2\tlabel\n0\ta\tb\tentailed\n")
     with pytest.raises(InputError, match=r"rte.tsv:2: field 'label': unknown label 'entailed'"):
         dataclasses.replace(rte, data=str(bad)).load_docs()
@@ -207,21 +207,21 @@ def test_acc_norm_divides_by_continuation_characters():
     # "aa" (2 chars) at -3.0 beats "bbbbbbbb" (8 chars) at -2.0 in raw log-likelihood only.
     record = {"output_type": "multiple_choice", "logprobs": [-3.0, -2.0], "continuations": ["aa", "bbbbbbbb"],
               "gold": 1, "is_greedy": [False, False]}
-    assert METRICS.get("acc")(record) == 1.0          # argmax(-3, -2) = 1
-    assert METRICS.get("acc_norm")(record) == 1.0     # argmax(-3/2, -2/8) = 1 as well
+    assert icl_metrics.get("acc")(record) == 1.0          # argmax(-3, -2) = 1
+    assert icl_metrics.get("acc_norm")(record) == 1.0     # argmax(-3/2, -2/8) = 1 as well
     record["logprobs"] = [-3.0, -12.8]                 # -12.8/8 = -1.6 < -1.5: norm now prefers "aa"
-    assert METRICS.get("acc")(record) == 0.0 and METRICS.get("acc_norm")(record) == 0.0
+    assert icl_metrics.get("acc")(record) == 0.0 and icl_metrics.get("acc_norm")(record) == 0.0
     record["gold"] = 0
-    assert METRICS.get("acc")(record) == 1.0 and METRICS.get("acc_norm")(record) == 1.0
+    assert icl_metrics.get("acc")(record) == 1.0 and icl_metrics.get("acc_norm")(record) == 1.0
     record["logprobs"] = [-3.0, -11.2]                 # -1.4 > -1.5: raw prefers "aa", norm prefers choice 1
-    assert METRICS.get("acc")(record) == 1.0 and METRICS.get("acc_norm")(record) == 0.0
+    assert icl_metrics.get("acc")(record) == 1.0 and icl_metrics.get("acc_norm")(record) == 0.0
 
 
 def test_contextual_calibration_removes_the_label_prior():
     # The model prefers choice 0 everywhere; against the content-free prior choice 1 wins.
     record = {"logprobs": [math.log(0.6), math.log(0.4)], "content_free_logprobs": [math.log(0.9), math.log(0.1)],
               "gold": 1}
-    assert METRICS.get("acc_calibrated")(record) == 1.0  # 0.6/0.9 < 0.4/0.1
+    assert icl_metrics.get("acc_calibrated")(record) == 1.0  # 0.6/0.9 < 0.4/0.1
 
 
 def test_bootstrap_stderr_matches_the_binomial_formula():

@@ -16,7 +16,7 @@ import pytest
 from selfsup.errors import InputError
 from selfsup.icl.fewshot import sample_demonstrations
 from selfsup.icl.requests import build_pairs
-from selfsup.icl.tasks import get_task, get_tasks, load_task_file
+from selfsup.icl.tasks import get_icl_task, get_icl_tasks, load_task_file
 
 # The example: rows a built-in format does not know, labels in a side file (1-based).
 ROWS = [
@@ -122,7 +122,7 @@ def our_pairs(task, shots: int) -> list[list[tuple[str, str]]]:
 
 @pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".tsv", ".parquet"])
 def test_a_new_multiple_choice_format_needs_only_yaml_and_reads_every_file_type(tmp_path, suffix):
-    task = get_task(str(native_task(tmp_path, suffix)))
+    task = get_icl_task(str(native_task(tmp_path, suffix)))
     assert task.templated and task.dialect == "selfsup"
     docs = task.load_docs()
     assert [d["gold"] for d in docs] == [2, 0, 0]  # "3", "1", "1" from the side file, 1-based
@@ -132,7 +132,7 @@ def test_a_new_multiple_choice_format_needs_only_yaml_and_reads_every_file_type(
 
 def test_demonstrations_and_description_as_lm_eval_builds_them(tmp_path):
     # first_n from the evaluated split: the first rows that are not the example itself
-    task = get_task(str(native_task(tmp_path)))
+    task = get_icl_task(str(native_task(tmp_path)))
     ours, reference = our_pairs(task, 1), lm_eval_pairs(tmp_path, 1)
     assert ours == reference
     assert ours[1][0][0].startswith("Commonsense questions.\n\nTracy didn't go home that evening. Question: What "
@@ -150,8 +150,8 @@ def test_a_datasets_source_reads_as_the_local_file(tmp_path):
     path.write_text(NATIVE.format(data="x").replace("data: x\nlabels: dev-labels.lst\n", "dataset_path: csv\n"
                     "dataset_kwargs: {data_files: {validation: labelled.csv}}\nvalidation_split: validation\n"),
                     encoding="utf-8")
-    from_datasets = get_task(str(path))
-    assert our_pairs(from_datasets, 1) == our_pairs(get_task(str(tmp_path / "siqa_user.yaml")), 1)
+    from_datasets = get_icl_task(str(path))
+    assert our_pairs(from_datasets, 1) == our_pairs(get_icl_task(str(tmp_path / "siqa_user.yaml")), 1)
     # datasets reads the csv labels as integers: the template's |int takes both
     assert [d["gold"] for d in from_datasets.load_docs()] == [2, 0, 0]
 
@@ -170,9 +170,30 @@ def test_a_datasets_source_reads_as_the_local_file(tmp_path):
     ({"doc_to_text": '"{{ [answerA].append(1) }}"'}, r"dev.jsonl:1: doc_to_text .*SecurityError"),
 ])
 def test_a_template_that_fails_for_a_row_names_file_row_and_template(tmp_path, change, message):
-    task = get_task(str(native_task(tmp_path, **change)))
+    task = get_icl_task(str(native_task(tmp_path, **change)))
     with pytest.raises(InputError, match=message):
         task.load_docs()
+
+
+@pytest.mark.parametrize("change, message", [
+    # Sydney's context has 36 characters, Tracy's 34: the template raises for the first row only
+    ('doc_to_text: "{{context[35]}}"', r"dev.jsonl:test row 0: doc_to_text '\{\{context\[35\]\}\}': UndefinedError"),
+    ('doc_to_target: "{{label}}"', r"dev.jsonl:test row 1: doc_to_target '\{\{label\}\}' gave 5, not an index into "
+                                   r"the 2 choices"),
+    ('doc_to_target: answerC', r"dev.jsonl:test row 0: doc_to_target 'answerC' gave 'Find somewhere to go', which "
+                               r"is not one of the choices"),
+])
+def test_a_bad_row_of_an_lm_eval_task_names_the_data_file_the_row_the_template_and_the_task_file(tmp_path, change,
+                                                                                                  message):
+    rows = [ROWS[0] | {"label": 1}, ROWS[1] | {"label": 5}]
+    (tmp_path / "dev.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    key = change.split(":")[0]
+    path = tmp_path / "t.yaml"
+    path.write_text("".join(change + "\n" if line.startswith(key + ":") else line + "\n"
+                            for line in LM_EVAL_OK.splitlines()), encoding="utf-8")
+    with pytest.raises(InputError, match=message) as err:
+        get_icl_task(str(path)).load_docs()
+    assert str(err.value).endswith(f"(task file {path})")
 
 
 @pytest.mark.parametrize("change, message", [
@@ -230,19 +251,19 @@ def test_includes_groups_folders_and_names_resolve_with_clear_errors(tmp_path):
     (tmp_path / "a.yaml").write_text("include: _base.yaml\ntask: a\ntarget_delimiter: ':'\n", encoding="utf-8")
     (tmp_path / "b.yaml").write_text("include: _base.yaml\ntask: b\n", encoding="utf-8")
     (tmp_path / "g.yaml").write_text("group: g\ntask: [a, b, copa]\n", encoding="utf-8")
-    a, b, copa = get_tasks("g", include_path=str(tmp_path))
+    a, b, copa = get_icl_tasks("g", include_path=str(tmp_path))
     assert (a.name, a.target_delimiter, b.target_delimiter, copa.format) == ("a", ":", " ", "copa")
     assert a.dialect == "lm-eval" and a.dataset_kwargs == {"data_files": {"test": "dev.jsonl"}}
     assert [d["choices"] for d in a.load_docs()] == [[ROWS[0]["answerA"], ROWS[0]["answerB"]]]  # beside the YAML
-    assert [t.name for t in get_tasks(f"{tmp_path},copa")] == ["a", "b", "copa"]
+    assert [t.name for t in get_icl_tasks(f"{tmp_path},copa")] == ["a", "b", "copa"]
     with pytest.raises(KeyError, match="did you mean 'copa'.*include_path: a, b, g"):
-        get_tasks("cop", include_path=str(tmp_path))
+        get_icl_tasks("cop", include_path=str(tmp_path))
     (tmp_path / "loop.yaml").write_text("include: loop.yaml\ntask: loop\n", encoding="utf-8")
     with pytest.raises(InputError, match="include cycle"):
         load_task_file(tmp_path / "loop.yaml")
     (tmp_path / "g2.yaml").write_text("group: g2\ntask: [{task: a, num_fewshot: 2}]\n", encoding="utf-8")
     with pytest.raises(InputError, match=r"g2.yaml: field 'task': a group's task: must be a list of task or group"):
-        get_tasks("g2", include_path=str(tmp_path))
+        get_icl_tasks("g2", include_path=str(tmp_path))
 
 
 @pytest.mark.parametrize("argv, multiturn", [

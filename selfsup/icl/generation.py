@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from selfsup.modeling.cache_kwargs import cache_keyword, output_cache
 
-from .scoring import _device, _pad  # one left-padding for both
+from .padding import model_device, pad, positions
 
 
 @dataclass
@@ -50,16 +50,16 @@ def generate_until(model, tokenizer, contexts: list[list[int]], until: Sequence[
                    delimiter: str = "", batch_size: int = 8, pad_token_id: int = 0,
                    progress: bool = False) -> list[Generation]:
     """Greedy continuation of each context (token ids); results in ``contexts`` order."""
-    device, eos = _device(model), stop_token_ids(model, tokenizer)
+    device, eos = model_device(model), stop_token_ids(model, tokenizer)
     # Longest first: similar lengths share a batch (little padding), out-of-memory shows up early.
     order = sorted(range(len(contexts)), key=lambda i: (-len(contexts[i]), i))
     results: list[Generation | None] = [None] * len(contexts)
     cache_kw = cache_keyword(model)
     for start in tqdm(range(0, len(order), batch_size), desc="generating", disable=not progress):
         batch = order[start:start + batch_size]
-        ids, mask = _pad([contexts[i] for i in batch], pad_token_id, left=True, device=device)
+        ids, mask = pad([contexts[i] for i in batch], pad_token_id, left=True, device=device)
         lengths = mask.sum(-1, keepdim=True)  # (batch, 1): real tokens per row
-        out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
+        out = model(input_ids=ids, attention_mask=mask, position_ids=positions(mask),
                     use_cache=True, logits_to_keep=1)
         tokens: list[list[int]] = [[] for _ in batch]
         finish: list[str | None] = [None] * len(batch)

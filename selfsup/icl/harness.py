@@ -11,11 +11,11 @@ from dataclasses import dataclass, field
 from ..errors import InputError
 from .fewshot import sample_demonstrations
 from .generation import generate_until
-from .metrics import METRICS, REPORTED, bootstrap_stderr
+from .metrics import REPORTED, bootstrap_stderr, icl_metrics
 from .models import pad_token_id
 from .requests import ChatFormat, Request, build_context, build_pairs, encode_context, encode_pair, gold_answer
 from .scoring import score_fast, score_naive
-from .tasks import TaskSpec
+from .tasks import ICLTask
 
 logger = logging.getLogger(__name__)
 CONTENT_FREE = "N/A"
@@ -53,7 +53,7 @@ def max_context_length(model, tokenizer, override: int | None) -> int:
     return n or tokenizer.model_max_length
 
 
-def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int = 1234, limit: int | None = None,
+def evaluate_task(model, tokenizer, task: ICLTask, num_fewshot: int, seed: int = 1234, limit: int | None = None,
                   batch_size: int = 8, scorer: str = "fast", calibrate: bool = False, max_length: int | None = None,
                   bootstrap_iters: int = 1000, accelerator=None, progress: bool = False,
                   chat: ChatFormat | None = None) -> TaskResult:
@@ -62,8 +62,9 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
         raise InputError(f"unknown scorer {scorer!r}: use 'fast' or 'naive'", field="scorer")
     start = time.perf_counter()
     docs = task.load_docs()
-    # Without a separate fewshot split, demonstrations come from the whole evaluated split.
-    pool = task.load_docs(fewshot=True) if task.has_fewshot_split() else docs
+    # Without a separate fewshot split, demonstrations come from the whole evaluated split;
+    # at 0 shots there are none to read.
+    pool = task.load_docs(fewshot=True) if num_fewshot and task.has_fewshot_split() else docs
     indices = list(range(len(docs) if limit is None else min(limit, len(docs))))
     if accelerator is not None and accelerator.num_processes > 1:
         indices = indices[accelerator.process_index::accelerator.num_processes]
@@ -92,7 +93,7 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
     names = list(task.metrics or REPORTED[task.output_type]) + calibrated
     metrics = {}
     for name in names:
-        values = [METRICS.get(name)(r) for r in records]
+        values = [icl_metrics.get(name)(r) for r in records]
         for r, v in zip(records, values):
             r[name] = v
         metrics[name] = sum(values) / len(values)
@@ -110,7 +111,7 @@ def evaluate_task(model, tokenizer, task: TaskSpec, num_fewshot: int, seed: int 
     return TaskResult(task.name, num_fewshot, metrics, records, seconds)
 
 
-def _score(model, tokenizer, task: TaskSpec, examples: list[Example], length: int, batch_size: int, pad: int,
+def _score(model, tokenizer, task: ICLTask, examples: list[Example], length: int, batch_size: int, pad: int,
            scorer: str, calibrate: bool, progress: bool, chat: ChatFormat | None) -> None:
     """Log-likelihood of every choice (and of the content-free input when calibrating)."""
     for e in examples:
@@ -134,7 +135,7 @@ def _score(model, tokenizer, task: TaskSpec, examples: list[Example], length: in
             e.record["content_free_logprobs"] = [next(scores).logprob for _ in e.content_free_requests]
 
 
-def _generate(model, tokenizer, task: TaskSpec, examples: list[Example], length: int, batch_size: int, pad: int,
+def _generate(model, tokenizer, task: ICLTask, examples: list[Example], length: int, batch_size: int, pad: int,
               progress: bool, chat: ChatFormat | None) -> None:
     """Greedy generation until a stop sequence; the answer is compared with the gold one."""
     room = length - task.max_gen_toks  # lm-eval: the context keeps what the new tokens leave of the window

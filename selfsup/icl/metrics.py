@@ -8,7 +8,7 @@ import numpy as np
 from ..registry import Registry
 
 # example record (see harness.evaluate_task) -> 0/1
-METRICS: Registry[Callable[[dict], float]] = Registry("ICL metric")
+icl_metrics: Registry[Callable[[dict], float]] = Registry("ICL metric")
 # Which metrics each output type reports (calibrated accuracy only when it was computed).
 REPORTED = {"multiple_choice": ["acc", "acc_norm"], "target": ["acc"], "loglikelihood": ["acc"],
             "generate_until": ["exact_match"]}
@@ -19,14 +19,14 @@ OUTPUT_TYPES_OF = {"acc": ("multiple_choice", "target", "loglikelihood"),
                    "acc_calibrated": ("multiple_choice",), "exact_match": ("generate_until",)}
 
 
-@METRICS.register("acc")
+@icl_metrics.register("acc")
 def acc(record: dict) -> float:
     if record["output_type"] in ("target", "loglikelihood"):  # whether greedy decoding gives the target
         return float(record["is_greedy"][0])
     return float(int(np.argmax(record["logprobs"])) == record["gold"])
 
 
-@METRICS.register("acc_norm")
+@icl_metrics.register("acc_norm")
 def acc_norm(record: dict) -> float:
     """lm-eval's acc_norm: log-likelihood divided by the continuation's length in characters
     (without the target delimiter)."""
@@ -34,7 +34,7 @@ def acc_norm(record: dict) -> float:
     return float(int(np.argmax(scores)) == record["gold"])
 
 
-@METRICS.register("acc_calibrated")
+@icl_metrics.register("acc_calibrated")
 def acc_calibrated(record: dict) -> float:
     """Contextual calibration (Zhao et al., 2021): divide p(choice | prompt) by the choice's
     probability given a content-free input ("N/A"), both normalised over the choices."""
@@ -43,7 +43,7 @@ def acc_calibrated(record: dict) -> float:
     return float(int(np.argmax(np.array(record["logprobs"]) - prior)) == record["gold"])
 
 
-@METRICS.register("exact_match")
+@icl_metrics.register("exact_match")
 def exact_match(record: dict) -> float:
     """The generated answer (already cut at the first stop sequence) equals the target,
     surrounding whitespace stripped from both."""

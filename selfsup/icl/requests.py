@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import jinja2
 
 from ..errors import InputError
-from .tasks import TaskSpec
+from .tasks import ICLTask
 
 
 @dataclass(frozen=True)
@@ -40,7 +40,7 @@ def _maybe_delimit(prefix: str | None, suffix: str | None, delimiter: str) -> st
     return prefix + suffix if prefix[-1].isspace() or suffix[0].isspace() else prefix + delimiter + suffix
 
 
-def head_messages(task: TaskSpec, doc: dict, demos: list[dict], system_instruction: str | None = None
+def head_messages(task: ICLTask, doc: dict, demos: list[dict], system_instruction: str | None = None
                   ) -> list[Message]:
     """The system instruction and description, then each demonstration as a question and its
     gold answer (lm-eval's ``fewshot_context``)."""
@@ -79,7 +79,7 @@ def apply_chat_template(tokenizer, turns: list[dict]) -> str:
         return tokenizer.apply_chat_template([t for t in turns if t["role"] != "system"], **kwargs)
 
 
-def _delimiter(task: TaskSpec, chat: ChatFormat | None) -> str:
+def _delimiter(task: ICLTask, chat: ChatFormat | None) -> str:
     """Before the evaluated continuation: none under a chat template (the answer starts the
     assistant turn) or for lm-eval's loglikelihood (its target carries its own space)."""
     if (chat is not None and chat.apply_chat_template) or task.output_type == "loglikelihood":
@@ -87,7 +87,7 @@ def _delimiter(task: TaskSpec, chat: ChatFormat | None) -> str:
     return task.target_delimiter
 
 
-def build_pairs(task: TaskSpec, doc: dict, demos: list[dict], chat: ChatFormat | None = None,
+def build_pairs(task: ICLTask, doc: dict, demos: list[dict], chat: ChatFormat | None = None,
                 tokenizer=None) -> list[tuple[str, str]]:
     """``[(context, continuation)]``, one per choice."""
     head = head_messages(task, doc, demos, chat and chat.system_instruction)
@@ -101,14 +101,14 @@ def build_pairs(task: TaskSpec, doc: dict, demos: list[dict], chat: ChatFormat |
     return pairs
 
 
-def build_context(task: TaskSpec, doc: dict, demos: list[dict], chat: ChatFormat | None = None,
+def build_context(task: ICLTask, doc: dict, demos: list[dict], chat: ChatFormat | None = None,
                   tokenizer=None) -> str:
     """generate_until: the text the model continues (its prompt never uses the choice)."""
     head = head_messages(task, doc, demos, chat and chat.system_instruction)
     return render_messages(head + [Message("user", task.prompt_text(doc, ""))], chat, tokenizer)
 
 
-def gold_answer(task: TaskSpec, doc: dict) -> str:
+def gold_answer(task: ICLTask, doc: dict) -> str:
     """generate_until: the expected answer, as the demonstrations show it after the delimiter."""
     return task.continuation_text(doc, doc["choices"][doc["gold"]])
 

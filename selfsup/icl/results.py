@@ -9,10 +9,10 @@ from pathlib import Path
 from ..provenance import command, package_versions
 from .harness import TaskResult
 from .resume import write_atomic
-from .tasks import TaskSpec
+from .tasks import ICLTask
 
 
-def task_provenance(task: TaskSpec) -> dict:
+def task_provenance(task: ICLTask) -> dict:
     return {k: v for k, v in dataclasses.asdict(task).items()}
 
 
@@ -27,7 +27,7 @@ def table(results: list[TaskResult]) -> str:
     return "\n".join(lines)
 
 
-def write_results(output_dir: Path, results: list[TaskResult], tasks: dict[str, TaskSpec], provenance: dict) -> Path:
+def write_results(output_dir: Path, results: list[TaskResult], tasks: dict[str, ICLTask], provenance: dict) -> Path:
     """``results.json``: provenance, task specs and the metrics of every (task, shots). The
     per-example ``samples_*.jsonl`` are written as each result is done (``resume.save_result``)."""
     output_dir.mkdir(parents=True, exist_ok=True)

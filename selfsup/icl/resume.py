@@ -19,7 +19,7 @@ from ..errors import InputError
 from ..jsonl import read_jsonl
 from .harness import TaskResult
 from .models import weights_fingerprint
-from .tasks import TaskSpec
+from .tasks import ICLTask
 
 # The flags a result depends on. Not batch_size, the process count or the device: they change
 # log-likelihoods by float noise only (fast == naive within 1e-4 at any batch size, tested).
@@ -27,7 +27,7 @@ SETTINGS = ("model", "gguf_file", "peft", "dtype", "seed", "limit", "max_length"
             "bootstrap_iters", "apply_chat_template", "system_instruction", "fewshot_as_multiturn")
 
 
-def result_settings(args, task: TaskSpec, num_fewshot: int) -> dict:
+def result_settings(args, task: ICLTask, num_fewshot: int) -> dict:
     """What a (task, shots) result depends on, as JSON would give it back. ``args``: ICLArguments."""
     # where the YAML lies is not what it says
     spec = {k: v for k, v in dataclasses.asdict(task).items() if k != "source"}

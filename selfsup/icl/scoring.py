@@ -4,22 +4,31 @@ Both return, per request, ``sum_t log p(continuation_t | context, continuation_<
 whether every continuation token is the argmax (greedy) prediction.
 
 * ``score_naive``: one forward per request, batch of one, no padding: the reference.
-* ``score_fast``: each distinct context runs once, in left-padded batches of similar length
-  with explicit position ids; its last logit scores every choice's first token, so
-  single-token choices cost that one forward. Longer choices run only their own tokens, on
-  rows of the context's KV cache, in right-padded batches of similar continuation length.
-  Batches are cut where padding would cost more than another forward (``length_batches``).
+* ``score_fast``: one forward per batch of *packed rows*. A row is one distinct context
+  followed by the continuations of every request that shares it, each without its last
+  token (which is only predicted); a custom attention mask lets each continuation see the
+  context and its own earlier tokens, never another continuation, and position ids restart
+  after the context for each. So every context token is computed once, every continuation
+  token once, with no KV cache to copy and no second forward: the context's last logit
+  scores every choice's first token, a continuation's own logits the rest. Rows are sorted
+  by length and batches cut where padding would cost more than another forward
+  (``length_batches``).
+
+Layout of a batch (``W``: the longest context; block ``k``: every row's ``k``-th longest
+continuation, right-padded to the longest of them)::
+
+    [pad.. context][cont 1 ..pad][cont 2 ..pad] ...
+                 ^ column W-1 predicts each choice's first token
 """
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import accumulate
 
 import torch
 from tqdm.auto import tqdm
-from transformers import DynamicCache
 
-from selfsup.modeling.cache_kwargs import cache_keyword
-
+from .padding import additive_mask, model_device, model_dtype
 from .requests import Request
 
 # A forward reads every weight once, however few its tokens: on a CPU that costs about as much
@@ -34,10 +43,6 @@ class Score:
     is_greedy: bool
 
 
-def _device(model) -> torch.device:
-    return next(model.parameters()).device
-
-
 def _score_tokens(logp: torch.Tensor, targets: torch.Tensor) -> Score:
     """``logp``: (n, vocab) log-probabilities predicting ``targets`` (n,)."""
     return Score(logprob=logp.gather(-1, targets[:, None]).sum().item(),
@@ -46,7 +51,7 @@ def _score_tokens(logp: torch.Tensor, targets: torch.Tensor) -> Score:
 
 @torch.no_grad()
 def score_naive(model, requests: list[Request], progress: bool = False) -> list[Score]:
-    device, scores = _device(model), []
+    device, scores = model_device(model), []
     for r in tqdm(requests, desc="naive scoring", disable=not progress):
         ids = torch.tensor([r.context + r.continuation[:-1]], device=device)
         logits = model(input_ids=ids, use_cache=False).logits[0, -len(r.continuation):]
@@ -71,75 +76,83 @@ def length_batches(lengths: list[int], max_size: int, forward_cost: int = FORWAR
     return batches[::-1]
 
 
-def _pad(rows: list[list[int]], pad_token_id: int, left: bool, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(ids, mask)``, both (len(rows), longest row); 1 in ``mask`` = token."""
-    width = max(map(len, rows))
-    fill = [[pad_token_id] * (width - len(r)) for r in rows]
-    ids = [f + r if left else r + f for r, f in zip(rows, fill)]
-    mask = [[0] * len(f) + [1] * len(r) if left else [1] * len(r) + [0] * len(f) for r, f in zip(rows, fill)]
-    return torch.tensor(ids, device=device), torch.tensor(mask, device=device)
+@dataclass
+class Row:
+    """One distinct context and the requests that share it, longest continuation first."""
+    context: list[int]
+    requests: list[int]  # indices into the request list
+    length: int          # tokens the row runs: the context + each continuation but its last token
+
+
+def packed_rows(requests: list[Request]) -> list[Row]:
+    """Requests grouped by context, longest row first (similar lengths share a batch, and an
+    out-of-memory error shows up on the first batch rather than at the end)."""
+    by_context: dict[tuple[int, ...], list[int]] = {}
+    for i, r in enumerate(requests):
+        by_context.setdefault(tuple(r.context), []).append(i)
+    rows = []
+    for context, members in by_context.items():
+        members.sort(key=lambda i: (-len(requests[i].continuation), i))
+        rows.append(Row(list(context), members,
+                        len(context) + sum(len(requests[i].continuation) - 1 for i in members)))
+    return sorted(rows, key=lambda row: (-row.length, row.context))
 
 
 @torch.no_grad()
 def score_fast(model, requests: list[Request], batch_size: int = 8, pad_token_id: int = 0,
                forward_cost: int = FORWARD_COST, progress: bool = False) -> list[Score]:
-    """``batch_size`` caps the distinct contexts per forward; ``forward_cost`` is how many padded
-    tokens a further forward is worth (``length_batches``). Results are in request order."""
-    device, cache_kw = _device(model), cache_keyword(model)
-    by_context: dict[tuple[int, ...], list[int]] = {}
-    for i, r in enumerate(requests):
-        by_context.setdefault(tuple(r.context), []).append(i)
-    # Longest first: similar lengths share a batch, and an out-of-memory error shows up on the
-    # first batch rather than at the end.
-    contexts = sorted(by_context, key=lambda c: (-len(c), c))
+    """``batch_size`` caps the distinct contexts (rows) per forward; ``forward_cost`` is how many
+    padded tokens a further forward is worth (``length_batches``). Results are in request order."""
+    rows = packed_rows(requests)
     logprob, greedy = [0.0] * len(requests), [True] * len(requests)
-    for batch in tqdm(length_batches([len(c) for c in contexts], batch_size, forward_cost), desc="fast scoring",
-                      disable=not progress):
-        batch = contexts[batch]
-        ids, mask = _pad([list(c) for c in batch], pad_token_id, left=True, device=device)
-        # Continuations of 2+ tokens, as (row in batch, request index): they need the KV cache.
-        rest = [(row, i) for row, c in enumerate(batch) for i in by_context[c] if len(requests[i].continuation) > 1]
-        cache = DynamicCache() if rest else None  # filled in place by the forward
-        out = model(input_ids=ids, attention_mask=mask, position_ids=(mask.cumsum(-1) - 1).clamp(min=0),
-                    **{cache_kw: cache}, use_cache=bool(rest), logits_to_keep=1)
-        first = out.logits[:, -1].float().log_softmax(-1)  # (batch, vocab): predicts each choice's 1st token
-        # Every choice's first token, one gather for the whole batch.
-        rows = [row for row, c in enumerate(batch) for _ in by_context[c]]
-        index = [i for c in batch for i in by_context[c]]
-        targets = torch.tensor([requests[i].continuation[0] for i in index], device=device)
-        lp = first[rows, targets].tolist()
-        hit = (first.argmax(-1)[rows] == targets).tolist()
-        for i, v, h in zip(index, lp, hit):
-            logprob[i], greedy[i] = v, h
-        if rest:
-            _score_rest(model, requests, rest, cache, mask, pad_token_id, forward_cost, logprob, greedy, cache_kw)
+    for part in tqdm(length_batches([row.length for row in rows], batch_size, forward_cost), desc="fast scoring",
+                     disable=not progress):
+        _score_packed(model, requests, rows[part], pad_token_id, logprob, greedy)
     return [Score(v, g) for v, g in zip(logprob, greedy)]
 
 
-def _score_rest(model, requests: list[Request], rest: list[tuple[int, int]], cache: DynamicCache,
-                mask: torch.Tensor, pad_token_id: int, forward_cost: int, logprob: list[float],
-                greedy: list[bool], cache_kw: str) -> None:
-    """Tokens 2.. of each continuation in ``rest``, given the context batch's ``cache`` and
-    ``mask`` (batch, width); adds to ``logprob`` and ``greedy`` in place."""
-    device = mask.device
-    rest = sorted(rest, key=lambda r: (-len(requests[r[1]].continuation), r))
-    ctx_len = mask.sum(-1)
-    for part in length_batches([len(requests[i].continuation) - 1 for _, i in rest], len(rest), forward_cost):
-        part = rest[part]
-        rows = torch.tensor([row for row, _ in part], device=device)
-        # The last token is only predicted: inputs are tokens 1..n-1, targets 2..n (both right-padded).
-        ids, real = _pad([requests[i].continuation[:-1] for _, i in part], pad_token_id, left=False, device=device)
-        targets = _pad([requests[i].continuation[1:] for _, i in part], 0, left=False, device=device)[0]
-        # A new cache per part: these rows of the context's keys and values (it is extended in place).
-        part_cache = DynamicCache([(layer.keys[rows], layer.values[rows]) for layer in cache.layers])
-        logits = model(input_ids=ids, attention_mask=torch.cat([mask[rows], real], dim=1),
-                       position_ids=ctx_len[rows, None] + torch.arange(ids.shape[1], device=device),
-                       **{cache_kw: part_cache}, use_cache=True).logits
-        real = real.bool()
-        logp = logits[real].float().log_softmax(-1)  # (real tokens, vocab): padding is never normalised
-        token_lp = torch.zeros(real.shape, device=device).masked_scatter_(
-            real, logp.gather(-1, targets[real, None])[:, 0])
-        miss = torch.zeros_like(real).masked_scatter_(real, logp.argmax(-1) != targets[real])
-        for (_, i), s, m in zip(part, token_lp.sum(-1).tolist(), miss.any(-1).tolist()):
-            logprob[i] += s
-            greedy[i] = greedy[i] and not m
+def _score_packed(model, requests: list[Request], rows: list[Row], pad_token_id: int, logprob: list[float],
+                  greedy: list[bool]) -> None:
+    """One forward over ``rows`` packed as the module docstring draws; adds each request's
+    token log-probabilities to ``logprob`` and its greedy matches to ``greedy`` in place."""
+    device = model_device(model)
+    width = max(len(row.context) for row in rows)  # W
+    blocks = [max(len(requests[row.requests[k]].continuation) - 1 for row in rows if k < len(row.requests))
+              for k in range(max(len(row.requests) for row in rows))]
+    starts = [width + s for s in accumulate(blocks, initial=0)]
+    total = starts[-1]
+    ids = torch.full((len(rows), total), pad_token_id, dtype=torch.long)
+    position = torch.zeros((len(rows), total), dtype=torch.long)
+    keep = torch.eye(total, dtype=torch.bool).repeat(len(rows), 1, 1)  # padding sees itself: no empty softmax
+    causal = torch.ones(total, total, dtype=torch.bool).tril()
+    # Which kept logit predicts which token: (row, column, target, request); column 0 is W-1.
+    where_row, where_col, targets, owner = [], [], [], []
+    for r, row in enumerate(rows):
+        n = len(row.context)
+        a = width - n
+        ids[r, a:width] = torch.tensor(row.context)
+        position[r, a:width] = torch.arange(n)
+        keep[r, a:width, a:width] = causal[:n, :n]
+        for k, i in enumerate(row.requests):
+            cont = requests[i].continuation
+            s, m = starts[k], len(cont) - 1
+            if m:
+                ids[r, s:s + m] = torch.tensor(cont[:-1])
+                position[r, s:s + m] = torch.arange(n, n + m)
+                keep[r, s:s + m, a:width] = True
+                keep[r, s:s + m, s:s + m] = causal[:m, :m]
+            where_row += [r] * (m + 1)
+            where_col += [0] + list(range(s - width + 1, s - width + 1 + m))
+            targets += cont
+            owner += [i] * (m + 1)
+    logits = model(input_ids=ids.to(device), attention_mask=additive_mask(keep, model_dtype(model)).to(device),
+                   position_ids=position.to(device), use_cache=False, logits_to_keep=total - width + 1).logits
+    # Only the predicting positions are normalised: padding never is.
+    at = torch.tensor(where_row, device=device), torch.tensor(where_col, device=device)
+    logp = logits[at].float().log_softmax(-1)  # (predicted tokens, vocab)
+    target = torch.tensor(targets, device=device)
+    token_lp = logp.gather(-1, target[:, None])[:, 0].tolist()
+    hit = (logp.argmax(-1) == target).tolist()
+    for i, v, h in zip(owner, token_lp, hit):
+        logprob[i] += v
+        greedy[i] = greedy[i] and h

@@ -2,7 +2,7 @@
 
 Three kinds of file, told apart by their keys:
 
-* ``name:`` a selfsup task (the fields of :class:`selfsup.icl.tasks.TaskSpec`);
+* ``name:`` a selfsup task (the fields of :class:`selfsup.icl.tasks.ICLTask`);
 * ``task:`` an lm-evaluation-harness task, run as it is for the subset in ``LM_EVAL_KEYS``;
   a key outside it (Python hooks, filters, custom metrics) is an error naming the key and the
   file, never silently a different evaluation;
@@ -88,7 +88,7 @@ def _python_keys(cfg, prefix: str = "") -> list[str]:
 
 
 def from_lm_eval(cfg: dict, path: Path) -> dict:
-    """An lm-eval task mapping -> the fields of a selfsup TaskSpec (InputError outside the subset)."""
+    """An lm-eval task mapping -> the fields of a selfsup ICLTask (InputError outside the subset)."""
     if python := _python_keys(cfg):
         raise InputError(f"{python[0]} is a !function (Python code), which this harness does not run; write it as a "
                          "Jinja template", path=path, field=python[0].split(".")[0])

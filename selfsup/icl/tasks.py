@@ -68,12 +68,12 @@ DATASET_FIELDS = ("dataset_path", "dataset_name", "dataset_kwargs", "training_sp
 TEMPLATE_FIELDS = ("doc_to_text", "doc_to_choice", "doc_to_target")
 
 # Row -> document hooks, filled by ``selfsup.tasks.icl.formats`` (and by users' own modules).
-FORMATS: Registry[Callable[[dict], dict]] = Registry("ICL data format")
-TASKS: Registry["TaskSpec"] = Registry("ICL task")
+icl_formats: Registry[Callable[[dict], dict]] = Registry("ICL data format")
+icl_tasks: Registry["ICLTask"] = Registry("ICL task")
 
 
 @dataclass(frozen=True)
-class TaskSpec:
+class ICLTask:
     name: str
     version: int | float | str
     format: str | None = None           # a row -> document hook; None: the doc_to_* templates
@@ -174,11 +174,11 @@ class TaskSpec:
 
     def _doc(self, row: dict, where, line) -> dict:
         try:
-            doc = template_doc(self, row) if self.templated else FORMATS.get(self.format)(row)
+            doc = template_doc(self, row) if self.templated else icl_formats.get(self.format)(row)
         except KeyError as e:
-            raise InputError(f"missing field {e.args[0]!r}", path=where, line=line) from None
+            raise InputError(f"missing field {e.args[0]!r}{self._in_task_file()}", path=where, line=line) from None
         except (RowError, ValueError, TypeError) as e:
-            raise InputError(str(e), path=where, line=line) from None
+            raise InputError(f"{e}{self._in_task_file()}", path=where, line=line) from None
         doc.setdefault("id", f"{Path(str(where)).name}:{line}")
         doc["line"] = line
         self._check_doc(doc, where, line)
@@ -227,28 +227,32 @@ class TaskSpec:
             # without doc_to_choice, the one "choice" is the target
             source = "doc_to_choice" if self.doc_to_choice is not None else "doc_to_target"
             raise InputError(f"choices must be a non-empty list of non-empty strings, got {choices!r}"
-                             + self._templates_named(source), path=path, line=line)
+                             + self._templates_named(source) + self._in_task_file(), path=path, line=line)
         gold = doc.get("gold")
         if not isinstance(gold, int) or not 0 <= gold < len(choices):
             raise InputError(f"gold {gold!r} is not an index into {len(choices)} choices"
-                             + self._templates_named("doc_to_target"), path=path, line=line)
+                             + self._templates_named("doc_to_target") + self._in_task_file(), path=path, line=line)
         if self.templated:
             return
         for template, name in ((self.prompt, "prompt"), (self.continuation, "continuation")):
             for _, key, _, _ in string.Formatter().parse(template):
                 if key and key != "choice" and key not in doc:
                     raise InputError(f"{name} template uses {{{key}}} but the document has no such field "
-                                     f"(fields: {sorted(doc)})", path=path, line=line)
+                                     f"(fields: {sorted(doc)}){self._in_task_file()}", path=path, line=line)
+
+    def _in_task_file(self) -> str:
+        """The file holding the templates, for an error located in a data file's row."""
+        return f" (task file {self.source})" if self.source else ""
 
     def _templates_named(self, key: str) -> str:
         value = getattr(self, key)
         return f" ({key} {value!r})" if self.templated and value is not None else ""
 
 
-_FIELDS = {f.name for f in dataclasses.fields(TaskSpec)} - {"source", "dialect"}
+_FIELDS = {f.name for f in dataclasses.fields(ICLTask)} - {"source", "dialect"}
 
 
-def load_task_file(path: str | Path) -> TaskSpec:
+def load_task_file(path: str | Path) -> ICLTask:
     """Parse and validate one task YAML (selfsup's or lm-evaluation-harness's); errors name
     the file and the offending field."""
     path = Path(path)
@@ -285,7 +289,7 @@ def load_task_file(path: str | Path) -> TaskSpec:
     if spec.get("fewshot_sampler", "random") not in ("random", "first_n"):
         raise InputError(f"fewshot_sampler must be random or first_n, got {spec['fewshot_sampler']!r}", path=path,
                          field="fewshot_sampler")
-    return TaskSpec(**spec, source=str(path))
+    return ICLTask(**spec, source=str(path))
 
 
 def _check_selfsup(spec: dict, path: Path) -> None:
@@ -317,19 +321,19 @@ def _check_selfsup(spec: dict, path: Path) -> None:
         raise InputError(f"missing required fields {missing}", path=path, field=missing[0])
     if "format" in spec:
         _load_formats()
-        if spec["format"] not in FORMATS:
+        if spec["format"] not in icl_formats:
             try:
-                FORMATS.get(spec["format"])
+                icl_formats.get(spec["format"])
             except KeyError as e:
                 raise InputError(str(e.args[0]), path=path, field="format") from None
 
 
 def _check_metrics(metrics, output_type: str, path: Path) -> tuple[str, ...]:
-    from .metrics import METRICS, OUTPUT_TYPES_OF
+    from .metrics import OUTPUT_TYPES_OF, icl_metrics
     for name in metrics or []:
-        if name not in METRICS:
+        if name not in icl_metrics:
             try:
-                METRICS.get(name)
+                icl_metrics.get(name)
             except KeyError as e:
                 raise InputError(str(e.args[0]), path=path, field="metrics") from None
         if output_type not in OUTPUT_TYPES_OF.get(name, OUTPUT_TYPES):
@@ -370,28 +374,28 @@ def builtin_folder() -> Path:
 
 
 def _register_builtin() -> None:
-    if len(TASKS):
+    if len(icl_tasks):
         return
     for entry in sorted(builtin_folder().iterdir(), key=lambda p: p.name):
         if entry.name.endswith(".yaml"):
             spec = load_task_file(entry)
-            TASKS.register(spec.name, spec)
+            icl_tasks.register(spec.name, spec)
 
 
-def get_task(name_or_path: str) -> TaskSpec:
+def get_icl_task(name_or_path: str) -> ICLTask:
     """A registered task by name, or a user's own task YAML by path."""
     if name_or_path.endswith((".yaml", ".yml")):
         return load_task_file(name_or_path)
     _register_builtin()
-    return TASKS.get(name_or_path)
+    return icl_tasks.get(name_or_path)
 
 
-def task_names() -> list[str]:
+def icl_task_names() -> list[str]:
     _register_builtin()
-    return TASKS.names()
+    return icl_tasks.names()
 
 
-def get_tasks(names: str, include_path: str | None = None) -> list[TaskSpec]:
+def get_icl_tasks(names: str, include_path: str | None = None) -> list[ICLTask]:
     """``--tasks``: comma-separated task names, group or tag names, task YAML paths, or folders
     (every task file under them). Names are looked up in ``include_path`` (comma-separated
     folders) first, then among the built-in tasks."""
@@ -401,14 +405,14 @@ def get_tasks(names: str, include_path: str | None = None) -> list[TaskSpec]:
             if not Path(folder).is_dir():
                 raise InputError("--include_path is not a folder", path=folder, field="include_path")
             index.add_folder(Path(folder))
-    tasks: dict[str, TaskSpec] = {}
+    tasks: dict[str, ICLTask] = {}
     for item in filter(None, (s.strip() for s in names.split(","))):
         for spec in _expand(item, index, ()):
             tasks.setdefault(spec.name, spec)
     return list(tasks.values())
 
 
-def _expand(item: str, index: Index, seen: tuple[str, ...]) -> list[TaskSpec]:
+def _expand(item: str, index: Index, seen: tuple[str, ...]) -> list[ICLTask]:
     if item in seen:
         raise InputError(f"group cycle: {' -> '.join(seen + (item,))}", field="tasks")
     path = Path(item)
@@ -431,15 +435,15 @@ def _expand(item: str, index: Index, seen: tuple[str, ...]) -> list[TaskSpec]:
     if item in index.tags:
         return [load_task_file(index.tasks[name]) for name in index.tags[item]]
     _register_builtin()
-    if item in TASKS or not index.names():
-        return [TASKS.get(item)]
+    if item in icl_tasks or not index.names():
+        return [icl_tasks.get(item)]
     try:
-        TASKS.get(item)
+        icl_tasks.get(item)
     except KeyError as e:
         raise KeyError(f"{e.args[0]}; tasks, groups and tags of --include_path: {', '.join(index.names())}") from None
 
 
-def _group(cfg: dict, path: Path, index: Index, seen: tuple[str, ...]) -> list[TaskSpec]:
+def _group(cfg: dict, path: Path, index: Index, seen: tuple[str, ...]) -> list[ICLTask]:
     members = cfg.get("task")
     if not isinstance(members, list) or not all(isinstance(m, str) for m in members):
         raise InputError("a group's task: must be a list of task or group names (inline task mappings are not "

@@ -24,7 +24,13 @@ def attention_bias(attention_mask: torch.Tensor | None, q_len: int, k_len: int, 
     queries are the last ``q_len`` of ``k_len`` positions, so query i sits at position
     ``k_len - q_len + i`` and may see keys up to and including that position.
     Returns None when nothing is masked, so SDPA can take its fastest kernel.
+
+    A 4D ``attention_mask`` (batch, 1, q_len, k_len) is a custom additive mask (0 = attend,
+    the dtype's minimum = not), as transformers' models take one: it is used as given, its
+    causality included (the ICL harness packs several continuations after one context).
     """
+    if attention_mask is not None and attention_mask.dim() == 4:
+        return attention_mask.to(dtype)
     neg = torch.finfo(dtype).min
     bias = None
     if attention_mask is not None and not bool(attention_mask.all()):

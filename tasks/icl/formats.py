@@ -6,7 +6,7 @@ turns both into an InputError naming the file and line.
 """
 from __future__ import annotations
 
-from selfsup.icl.tasks import FORMATS
+from selfsup.icl.tasks import icl_formats
 
 
 def _text(row: dict, key: str) -> str:
@@ -23,20 +23,20 @@ def _label(row: dict, key: str, mapping: dict) -> int:
     return mapping[value]
 
 
-@FORMATS.register("sst2")
+@icl_formats.register("sst2")
 def sst2(row: dict) -> dict:
     return {"sentence": _text(row, "sentence"), "choices": ["negative", "positive"],
             "gold": _label(row, "label", {"0": 0, "1": 1})}
 
 
-@FORMATS.register("rte")
+@icl_formats.register("rte")
 def rte(row: dict) -> dict:
     # GLUE RTE: entailment -> "True" (choice 0), as in lm-eval's glue/rte.
     return {"id": f"rte-{row['index']}", "sentence1": _text(row, "sentence1"), "sentence2": _text(row, "sentence2"),
             "choices": ["True", "False"], "gold": _label(row, "label", {"entailment": 0, "not_entailment": 1})}
 
 
-@FORMATS.register("boolq")
+@icl_formats.register("boolq")
 def boolq(row: dict) -> dict:
     return {"id": f"boolq-{row['idx']}", "passage": _text(row, "passage"), "question": _text(row, "question"),
             "choices": ["no", "yes"], "gold": _label(row, "label", {"false": 0, "true": 1, False: 0, True: 1})}
@@ -46,7 +46,7 @@ def _lower_first(s: str) -> str:
     return s[0].lower() + s[1:]
 
 
-@FORMATS.register("copa")
+@icl_formats.register("copa")
 def copa(row: dict) -> dict:
     connector = {"cause": "because", "effect": "therefore"}
     question = row["question"]
@@ -58,13 +58,13 @@ def copa(row: dict) -> dict:
             "gold": _label(row, "label", {0: 0, 1: 1})}
 
 
-@FORMATS.register("piqa")
+@icl_formats.register("piqa")
 def piqa(row: dict) -> dict:
     return {"goal": _text(row, "goal"), "choices": [_text(row, "sol1"), _text(row, "sol2")],
             "gold": _label(row, "label", {"0": 0, "1": 1})}
 
 
-@FORMATS.register("arc")
+@icl_formats.register("arc")
 def arc(row: dict) -> dict:
     question = row["question"]
     if not isinstance(question, dict):
@@ -77,7 +77,7 @@ def arc(row: dict) -> dict:
             "gold": labels.index(row["answerKey"])}
 
 
-@FORMATS.register("winogrande")
+@icl_formats.register("winogrande")
 def winogrande(row: dict) -> dict:
     # Partial scoring (lm-eval): the context varies with the option, the continuation after
     # the blank is fixed, so only the words after the blank are scored.
@@ -90,7 +90,7 @@ def winogrande(row: dict) -> dict:
             "gold": _label(row, "label", {"1": 0, "2": 1})}
 
 
-@FORMATS.register("lambada")
+@icl_formats.register("lambada")
 def lambada(row: dict) -> dict:
     # One "choice": the target word; acc = the model's greedy continuation is exactly it.
     label = _text(row, "label")
