@@ -1,8 +1,9 @@
 """The from-scratch transformer core and the Hugging Face models built on it.
 
 Core (pure torch): embeddings, attention, blocks, stacks, cache.
-Models (thin `PreTrainedModel`s, registered with the Auto classes on import): bert,
-bert_heads, gpt, seq2seq.
+Models (thin `PreTrainedModel`s on one base, `pretrained.SelfsupPreTrainedModel`, registered
+with the Auto classes on import): bert, bert_heads, gpt, seq2seq (its copy head in copy_head).
+Their configs, documented and checked field by field, are in configuration.
 """
 from .bert import SelfsupBertForMaskedLM, SelfsupBertForPreTraining, SelfsupBertModel, SelfsupBertPreTrainedModel
 from .bert_heads import (
@@ -10,12 +11,14 @@ from .bert_heads import (
     SelfsupBertForSequenceClassification,
     SelfsupBertForTokenClassification,
 )
-from .configuration import SelfsupBertConfig, SelfsupGPTConfig
+from .configuration import SelfsupBertConfig, SelfsupGPTConfig, SelfsupSeq2SeqConfig
 from .gpt import SelfsupGPTForCausalLM
-from .seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
+from .pretrained import SelfsupPreTrainedModel
+from .seq2seq import SelfsupSeq2SeqForConditionalGeneration
 
 __all__ = [
-    "SelfsupBertConfig", "SelfsupBertModel", "SelfsupBertPreTrainedModel", "SelfsupBertForPreTraining",
+    "SelfsupPreTrainedModel", "SelfsupBertConfig", "SelfsupBertModel", "SelfsupBertPreTrainedModel",
+    "SelfsupBertForPreTraining",
     "SelfsupBertForMaskedLM", "SelfsupBertForSequenceClassification", "SelfsupBertForTokenClassification",
     "SelfsupBertForQuestionAnswering", "SelfsupGPTConfig", "SelfsupGPTForCausalLM", "SelfsupSeq2SeqConfig",
     "SelfsupSeq2SeqForConditionalGeneration",

@@ -11,38 +11,32 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining, PreTrainedModel
+from transformers import AutoConfig, AutoModel, AutoModelForMaskedLM, AutoModelForPreTraining
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutputWithPooling, MaskedLMOutput
 from transformers.utils import ModelOutput
 
 from .blocks import ACTIVATIONS
 from .configuration import SelfsupBertConfig
-from .embeddings import Embeddings, SinusoidalPositions
+from .embeddings import Embeddings
+from .pretrained import SelfsupPreTrainedModel
 from .stacks import Encoder
 from .vocab_loss import SoftmaxBuffer, vocab_cross_entropy
 
 
-class SelfsupBertPreTrainedModel(PreTrainedModel):
-    """Base class: config, weight init and the attention switch shared by every head."""
+class SelfsupBertPreTrainedModel(SelfsupPreTrainedModel):
+    """Base of every selfsup-bert model: its config, and the MLM head's bias starting at zero.
+    Heads without a vocabulary projection have no output embeddings."""
 
     config_class = SelfsupBertConfig
     base_model_prefix = "bert"
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
+    _output_embeddings = None
 
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
         if isinstance(module, MaskedLMHead):
             init.zeros_(module.bias)
-        elif isinstance(module, SinusoidalPositions):
-            module.reset_table()
-
-    @property
-    def attention_implementation(self) -> str:
-        impl = getattr(self.config, "_attn_implementation", None) or "sdpa"
-        return "eager" if impl == "eager" else "sdpa"
 
 
 class SelfsupBertModel(SelfsupBertPreTrainedModel):
@@ -61,12 +55,6 @@ class SelfsupBertModel(SelfsupBertPreTrainedModel):
             pre_norm=config.pre_layer_norm)
         self.pooler = nn.Linear(config.hidden_size, config.hidden_size) if add_pooling_layer else None
         self.post_init()
-
-    def get_input_embeddings(self):
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings.word_embeddings = value
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
@@ -171,6 +159,7 @@ class SelfsupBertForPreTraining(SelfsupBertPreTrainedModel):
     ``BertForPreTraining``, which returns no loss unless both are)."""
 
     _tied_weights_keys = {"cls.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+    _output_embeddings = "cls.decoder"
 
     def __init__(self, config: SelfsupBertConfig):
         super().__init__(config)
@@ -178,12 +167,6 @@ class SelfsupBertForPreTraining(SelfsupBertPreTrainedModel):
         self.cls = MaskedLMHead(config)
         self.nsp = nn.Linear(config.hidden_size, 2)
         self.post_init()
-
-    def get_output_embeddings(self):
-        return self.cls.decoder
-
-    def set_output_embeddings(self, value):
-        self.cls.decoder = value
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,
@@ -226,18 +209,13 @@ class SelfsupBertForMaskedLM(SelfsupBertPreTrainedModel):
     ``labels[labels != -100]``."""
 
     _tied_weights_keys = {"cls.decoder.weight": "bert.embeddings.word_embeddings.weight"}
+    _output_embeddings = "cls.decoder"
 
     def __init__(self, config: SelfsupBertConfig):
         super().__init__(config)
         self.bert = SelfsupBertModel(config, add_pooling_layer=False)
         self.cls = MaskedLMHead(config)
         self.post_init()
-
-    def get_output_embeddings(self):
-        return self.cls.decoder
-
-    def set_output_embeddings(self, value):
-        self.cls.decoder = value
 
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 token_type_ids: torch.Tensor | None = None, position_ids: torch.Tensor | None = None,

@@ -5,28 +5,24 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 from torch import nn
-from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin, PreTrainedModel
+from transformers import AutoConfig, AutoModelForCausalLM, GenerationMixin
 from transformers.modeling_outputs import CausalLMOutputWithPast
-from transformers.utils import logging
 
 from .cache import KVCache
 from .cache_kwargs import OUTPUT_FIELD, accepts_past_key_values
 from .configuration import SelfsupGPTConfig
-from .embeddings import Embeddings, SinusoidalPositions
+from .embeddings import Embeddings
+from .pretrained import SelfsupPreTrainedModel
 from .rotary import RotaryPositions
 from .stacks import Decoder
 
-logger = logging.get_logger(__name__)
 
-
-class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
+class SelfsupGPTForCausalLM(SelfsupPreTrainedModel, GenerationMixin):
     """Embeddings → causal pre-LN decoder → LM head (tied to the input embeddings unless
     ``config.tie_word_embeddings`` is False)."""
 
     config_class = SelfsupGPTConfig
     base_model_prefix = "transformer"
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
     _tied_weights_keys = {"lm_head.weight": "embeddings.word_embeddings.weight"}
 
     def __init__(self, config: SelfsupGPTConfig):
@@ -46,24 +42,6 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
         self.lm_head = nn.Linear(config.hidden_size, config.vocab_size, bias=False)
         self.post_init()
 
-    @torch.no_grad()
-    def _init_weights(self, module):
-        super()._init_weights(module)
-        if isinstance(module, (SinusoidalPositions, RotaryPositions)):
-            module.reset_table()
-
-    def get_input_embeddings(self):
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings.word_embeddings = value
-
-    def get_output_embeddings(self):
-        return self.lm_head
-
-    def set_output_embeddings(self, value):
-        self.lm_head = value
-
     @accepts_past_key_values
     def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None,
                 position_ids: torch.Tensor | None = None, cache=None,
@@ -78,11 +56,7 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
         that left padding does not shift positions. ``labels`` are shifted inside (as in
         transformers). ``logits_to_keep``: project only the last n positions (0 = all).
         """
-        use_cache = self.config.use_cache if use_cache is None else use_cache
-        if use_cache and self.decoder.checkpointing_active():
-            logger.warning_once("use_cache=True is incompatible with gradient checkpointing in training: "
-                                "setting use_cache=False")
-            use_cache = False
+        use_cache = self.cache_enabled(use_cache, self.decoder)
         cache = (cache if cache is not None else KVCache()) if use_cache else None
         past = cache.get_seq_length() if cache is not None else 0
         if position_ids is None and attention_mask is not None:
@@ -93,7 +67,7 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
             if position_ids is None:
                 position_ids = torch.arange(past, past + input_ids.shape[1], device=input_ids.device)[None]
             rotary = self.rotary(position_ids, x.dtype)
-        out = self.decoder(x, attention_mask, cache=cache, implementation=self._attention_implementation(),
+        out = self.decoder(x, attention_mask, cache=cache, implementation=self.attention_implementation,
                            rotary=rotary,
                            output_hidden_states=output_hidden_states, output_attentions=output_attentions)
         hidden = out.hidden_states if not logits_to_keep else out.hidden_states[:, -logits_to_keep:]
@@ -109,9 +83,6 @@ class SelfsupGPTForCausalLM(PreTrainedModel, GenerationMixin):
         result = CausalLMOutputWithPast(loss=loss, logits=logits, **{OUTPUT_FIELD: cache},
                                         hidden_states=out.all_hidden_states, attentions=out.attentions)
         return result if return_dict is not False else result.to_tuple()
-
-    def _attention_implementation(self) -> str:
-        return "eager" if getattr(self.config, "_attn_implementation", None) == "eager" else "sdpa"
 
 
 AutoConfig.register(SelfsupGPTConfig.model_type, SelfsupGPTConfig, exist_ok=True)

@@ -12,57 +12,22 @@ from dataclasses import dataclass
 
 import torch
 from torch import nn
-from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationMixin, PreTrainedConfig, PreTrainedModel
+from transformers import AutoConfig, AutoModelForSeq2SeqLM, GenerationMixin
 from transformers import initialization as init
 from transformers.modeling_outputs import BaseModelOutput
-from transformers.utils import ModelOutput, logging
+from transformers.utils import ModelOutput
 
 from .cache import KVCache
 from .cache_kwargs import accepts_past_key_values
+from .configuration import SelfsupSeq2SeqConfig
 from .copy_head import CopyHead, num_extra_ids
-from .embeddings import Embeddings, SinusoidalPositions
+from .embeddings import Embeddings
+from .pretrained import SelfsupPreTrainedModel
 from .stacks import Decoder, Encoder
-
-logger = logging.get_logger(__name__)
 
 # Pre-CopyHead checkpoint names → today's (regex on the key, as transformers' key_mapping takes).
 LEGACY_COPY_HEAD_NAMES = {r"^copy_query\.": "copy_head.query.", r"^copy_key\.": "copy_head.key.",
                           r"^p_gen\.": "copy_head.p_gen.", r"^coverage_weight$": "copy_head.coverage_weight"}
-
-
-class SelfsupSeq2SeqConfig(PreTrainedConfig):
-    """Encoder–decoder sizes (``BertConfig`` names; the decoder depth is
-    ``num_decoder_layers``) plus the copy/coverage options."""
-
-    model_type = "selfsup-seq2seq"
-
-    vocab_size: int = 8000
-    hidden_size: int = 256
-    num_hidden_layers: int = 3
-    num_decoder_layers: int = 3
-    num_attention_heads: int = 4
-    intermediate_size: int = 1024
-    hidden_act: str = "gelu"
-    hidden_dropout_prob: float = 0.1
-    attention_probs_dropout_prob: float = 0.1
-    max_position_embeddings: int = 512
-    initializer_range: float = 0.02
-    layer_norm_eps: float = 1e-5
-    # Pre-LN: trains from scratch without a long warmup (Xiong et al., 2020).
-    pre_layer_norm: bool = True
-    position_embedding_type: str = "learned"
-    use_copy: bool = False
-    use_coverage: bool = False
-    # See et al. weight the coverage loss by 1 and switch it on for a short final phase.
-    coverage_loss_weight: float = 1.0
-    pad_token_id: int | None = 0
-    unk_token_id: int | None = 1
-    bos_token_id: int | None = 2
-    eos_token_id: int | None = 3
-    decoder_start_token_id: int | None = 2
-    is_encoder_decoder: bool = True
-    tie_word_embeddings: bool = True
-    use_cache: bool = True
 
 
 @dataclass
@@ -122,14 +87,12 @@ class _EncoderView(nn.Module):
         return BaseModelOutput(last_hidden_state=self.model.encode(input_ids, attention_mask))
 
 
-class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
+class SelfsupSeq2SeqForConditionalGeneration(SelfsupPreTrainedModel, GenerationMixin):
     """Shared embeddings → encoder; decoder with cross-attention → LM head (tied), mixed
     with a copy distribution when ``config.use_copy``."""
 
     config_class = SelfsupSeq2SeqConfig
     base_model_prefix = "model"
-    supports_gradient_checkpointing = True
-    _supports_sdpa = True
     _tied_weights_keys = {"lm_head.weight": "embeddings.word_embeddings.weight"}
 
     def __init__(self, config: SelfsupSeq2SeqConfig):
@@ -147,16 +110,12 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
         self.decoder = Decoder(c.num_decoder_layers, c.hidden_size, c.num_attention_heads, c.intermediate_size,
                                cross_attention=True, **stack)
         self.lm_head = nn.Linear(c.hidden_size, c.vocab_size, bias=False)
-        if c.use_coverage and not c.use_copy:
-            raise ValueError("use_coverage needs use_copy: coverage accumulates the copy attention")
         self.copy_head = CopyHead(c.hidden_size, coverage=c.use_coverage) if c.use_copy else None
         self.post_init()
 
     @torch.no_grad()
     def _init_weights(self, module):
         super()._init_weights(module)
-        if isinstance(module, SinusoidalPositions):
-            module.reset_table()
         if isinstance(module, CopyHead) and module.coverage_weight is not None:
             init.zeros_(module.coverage_weight)
 
@@ -172,15 +131,6 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
         # otherwise write a legacy folder back in the legacy names, which the training loop's
         # plain load_state_dict (best model, resume) would not match.
         return super().save_pretrained(*args, save_original_format=save_original_format, **kwargs)
-
-    def get_input_embeddings(self):
-        return self.embeddings.word_embeddings
-
-    def set_input_embeddings(self, value):
-        self.embeddings.word_embeddings = value
-
-    def get_output_embeddings(self):
-        return self.lm_head
 
     # -- transformers' generate(): encoder, cache and decoder inputs --------------------
     def get_encoder(self, modality: str | None = None) -> nn.Module:
@@ -199,16 +149,10 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
         inputs["decoder_input_ids"] = ids.masked_fill(ids >= self.config.vocab_size, self.config.unk_token_id)
         return inputs
 
-    def set_output_embeddings(self, value):
-        self.lm_head = value
-
-    def _implementation(self) -> str:
-        return "eager" if getattr(self.config, "_attn_implementation", None) == "eager" else "sdpa"
-
     def encode(self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         """(batch, src_len) → encoder states (batch, src_len, hidden)."""
         return self.encoder(self.embeddings(input_ids), attention_mask,
-                            implementation=self._implementation()).hidden_states
+                            implementation=self.attention_implementation).hidden_states
 
     def shift_right(self, labels: torch.Tensor) -> torch.Tensor:
         """Decoder inputs from labels (batch, tgt_len): start token, then labels[:-1], with
@@ -243,7 +187,7 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
         cache = self._cache(cache, use_cache)
         x = self.embeddings(decoder_input_ids, past_length=cache.get_seq_length() if cache is not None else 0)
         states = self.decoder(x, None, memory=memory, memory_mask=attention_mask, cache=cache,
-                              implementation=self._implementation()).hidden_states
+                              implementation=self.attention_implementation).hidden_states
         vocab_logits = self.vocab_logits(states)
         copied = None
         if self.copy_head is None:
@@ -274,11 +218,7 @@ class SelfsupSeq2SeqForConditionalGeneration(PreTrainedModel, GenerationMixin):
 
     def _cache(self, cache: Seq2SeqCache | None, use_cache: bool | None) -> Seq2SeqCache | None:
         """The cache to fill: the one given, a new one at the first step, or None without caching."""
-        use_cache = self.config.use_cache if use_cache is None else use_cache
-        if use_cache and self.decoder.checkpointing_active():
-            logger.warning_once("use_cache=True is incompatible with gradient checkpointing in training: "
-                                "setting use_cache=False")
-            use_cache = False
+        use_cache = self.cache_enabled(use_cache, self.decoder)
         return (cache if cache is not None else Seq2SeqCache()) if use_cache else None
 
     def vocab_logits(self, states: torch.Tensor) -> torch.Tensor:
