@@ -8,6 +8,12 @@ from typing import Callable
 
 def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, float]:
     """Median seconds per call of each function, alternating them every repeat."""
+    return {name: statistics.median(t) for name, t in interleaved_samples(fns, repeats, warmup).items()}
+
+
+def interleaved_samples(fns: dict[str, Callable[[], object]], repeats: int, warmup: int = 2) -> dict[str, list[float]]:
+    """Seconds of every call of each function (``repeats`` each), alternating them every repeat,
+    after ``warmup`` untimed rounds: the spread shows how much a loaded machine moved them."""
     for _ in range(warmup):
         for fn in fns.values():
             fn()
@@ -17,7 +23,7 @@ def time_interleaved(fns: dict[str, Callable[[], object]], repeats: int, warmup:
             start = time.perf_counter()
             fn()
             times[name].append(time.perf_counter() - start)
-    return {name: statistics.median(t) for name, t in times.items()}
+    return times
 
 
 def matmul_ceiling(n: int = 1024, repeats: int = 10, device: str = "cpu", dtype=None) -> float:
