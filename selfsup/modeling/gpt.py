@@ -51,7 +51,8 @@ class SelfsupGPTForCausalLM(SelfsupPreTrainedModel, GenerationMixin):
                 logits_to_keep: int = 0, **kwargs) -> CausalLMOutputWithPast:
         """``input_ids``: (batch, new_len), the tokens after what ``cache`` holds
         (``past_key_values=`` is the same argument, see ``cache_kwargs``).
-        ``attention_mask``: (batch, past_len + new_len) over all positions, 1 = token.
+        ``attention_mask``: (batch, past_len + new_len) over all positions, 1 = token; or a custom
+        additive mask (batch, 1, new_len, past_len + new_len), used as given (pass ``position_ids``).
         ``position_ids``: (batch, new_len); derived from ``attention_mask`` when omitted so
         that left padding does not shift positions. ``labels`` are shifted inside (as in
         transformers). ``logits_to_keep``: project only the last n positions (0 = all).
