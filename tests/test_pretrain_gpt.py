@@ -111,3 +111,19 @@ def test_a_block_longer_than_the_models_positions_is_refused_before_training(tmp
                            "--output_dir", str(tmp_path / "run"), *TINY])
     assert not (tmp_path / "run" / "metrics.jsonl").exists()
     assert AutoTokenizer.from_pretrained(tmp_path / "model").eos_token == "<|endoftext|>"
+
+
+def test_continued_pretraining_starts_from_the_checkpoint_with_its_own_tokenizer(trained, tmp_path):
+    out, summary = trained
+    start = summary["model_dir"]
+    # Size and vocabulary flags are the checkpoint's; only the loop's settings are given.
+    loop = ["--block_size", "16", "--per_device_train_batch_size", "8", "--report_to", "none", "--warmup_ratio", "0"]
+    continued = pretrain_gpt.main(["--corpus", str(out / "corpus.txt"), "--model_name_or_path", start,
+                                   "--output_dir", str(tmp_path / "run"), "--eval_documents", "1",
+                                   "--max_steps", "5", "--learning_rate", "1e-4", *loop])
+    assert continued["starting_model"] == start
+    # No new vocabulary: the saved tokenizer is the checkpoint's, token for token.
+    assert (Path(continued["model_dir"]) / "tokenizer.json").read_text() == (Path(start) / "tokenizer.json").read_text()
+    # Five small steps from the trained weights stay near its perplexity (< 30); from fresh weights
+    # they would be near the uniform 300.
+    assert continued["eval"]["perplexity"] < 1.2 * summary["eval"]["perplexity"], (continued["eval"], summary["eval"])
