@@ -75,8 +75,11 @@ class SelfsupGPTForCausalLM(SelfsupPreTrainedModel, GenerationMixin):
         logits = self.lm_head(hidden)
         loss = None
         if labels is not None:
-            shift_logits = logits[:, :-1].reshape(-1, logits.shape[-1]).float()
-            shift_labels = labels[:, 1:].reshape(-1)
+            # Shift the labels, not the logits (as transformers' ForCausalLMLoss does): slicing the
+            # logits would copy a (batch x length x vocabulary) tensor every step; the padded last
+            # label is -100, ignored, so the mean runs over the same tokens.
+            shift_logits = logits.float().view(-1, logits.shape[-1])
+            shift_labels = F.pad(labels, (0, 1), value=-100)[:, 1:].reshape(-1)
             if num_items_in_batch is None:
                 loss = F.cross_entropy(shift_logits, shift_labels)
             else:
