@@ -33,7 +33,7 @@ def trained(tmp_path_factory):
     word_level_tokenizer(CORPUS).save_pretrained(out / "tokenizer")
     summary = pretrain.main([
         "--corpus", str(corpus), "--output_dir", str(out / "run"), "--tokenizer_name", str(out / "tokenizer"),
-        "--max_seq_length", "32",
+        "--max_seq_length", "32", "--sentence_objective", "nsp",
         "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "2", "--intermediate_size", "64",
         "--hidden_dropout_prob", "0", "--attention_probs_dropout_prob", "0", "--eval_documents", "0",
         "--max_steps", "600", "--learning_rate", "3e-3", "--per_device_train_batch_size", "8",

@@ -30,6 +30,7 @@ def _pretrain_command(corpus: Path, tokenizer: Path, out: Path, *extra: str) -> 
             "--tokenizer_name", str(tokenizer), "--output_dir", str(out), "--max_seq_length", "32",
             "--hidden_size", "32", "--num_hidden_layers", "2", "--num_attention_heads", "2",
             "--intermediate_size", "64", "--eval_documents", "2", "--num_train_epochs", "60",
+            "--sentence_objective", "nsp",
             "--per_device_train_batch_size", "4", "--learning_rate", "3e-3", "--warmup_ratio", "0.1",
             "--save_steps", "40", "--logging_steps", "5", "--report_to", "none", "--cpu_threads", "1", *extra]
 
@@ -44,10 +45,13 @@ def _losses(out: Path) -> dict[int, float]:
 # run on into the next pass; NSP's random B comes from a buffer of 3 documents.
 STREAMED = ("--streaming", "--max_steps", "120", "--gradient_accumulation_steps", "2",
             "--streaming_buffer_documents", "3")
+# SOP, the embedded default's objective, pairs segments of one document only: fewer sequences
+# an epoch, so more epochs to run past the checkpoint at step 80.
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [(), STREAMED], ids=["built", "streamed"])
+@pytest.mark.parametrize("extra", [(), STREAMED, ("--sentence_objective", "sop", "--num_train_epochs", "150")],
+                         ids=["built", "streamed", "sop"])
 def test_pretraining_killed_with_sigkill_and_resumed_equals_the_uninterrupted_run(tmp_path, extra):
     corpus, tokenizer = tmp_path / "corpus.txt", tmp_path / "tokenizer"
     corpus.write_text(CORPUS)
