@@ -69,9 +69,13 @@ class Stack(nn.Module):
         layer's work. ``rotary``: (cos, sin) of the input's positions, each (batch, q_len, head_dim)."""
         q_len = x.shape[1]
         past = cache.get_seq_length() if cache is not None else 0
-        bias = attention_bias(attention_mask, q_len, past + q_len, self.causal, x.dtype, x.device)
-        # With no mask and no cache, SDPA applies causality itself (its fastest kernel).
-        is_causal = self.causal and bias is None and past == 0 and q_len > 1
+        # With no padding and no cache, SDPA applies causality itself (its fastest kernel): no bias
+        # tensor is built, as transformers' SDPA models do. (Testing the built bias for None here
+        # never let a causal stack take that kernel, since the bias then holds the causal mask.)
+        unpadded = attention_mask is None or (attention_mask.dim() == 2 and bool(attention_mask.all()))
+        is_causal = self.causal and unpadded and past == 0 and q_len > 1
+        bias = None if is_causal else attention_bias(attention_mask, q_len, past + q_len, self.causal, x.dtype,
+                                                     x.device)
         memory_bias = None
         if memory is not None:
             memory_bias = attention_bias(memory_mask, q_len, memory.shape[1], False, x.dtype, x.device)
