@@ -27,8 +27,8 @@ import argparse
 import json
 import os
 import statistics
+import sys
 import tempfile
-import time
 from pathlib import Path
 
 import torch
@@ -40,19 +40,8 @@ from selfsup.finetune.tasks import get_finetune_task
 from selfsup.modeling.convert_bert import convert
 from selfsup.provenance import package_versions
 
-
-def rounds(fns: dict, repeats: int, warmup: int = 2) -> dict[str, list[float]]:
-    """Seconds of each function in every round; a round calls each once, in turn."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    samples = {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            start = time.perf_counter()
-            fn()
-            samples[name].append(time.perf_counter() - start)
-    return samples
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import interleaved_samples  # noqa: E402
 
 
 def batch_of(task_name: str, model_path: str, size: int, max_seq_length: int, data_dir: str | None) -> dict:
@@ -107,7 +96,7 @@ def main() -> None:
     ours_full = AutoModelForSequenceClassification.from_config(ours.config)
     ours_full.load_state_dict(ours.state_dict())
     load_before = os.getloadavg()
-    samples = rounds({"transformers": step(theirs), "selfsup": step(ours),
+    samples = interleaved_samples({"transformers": step(theirs), "selfsup": step(ours),
                       "selfsup_full_last_layer": step(ours_full, output_hidden_states=True)}, args.repeats)
     times = {name: statistics.median(t) for name, t in samples.items()}
     # On shared cores the load drifts over minutes; the three steps of one round see nearly

@@ -242,13 +242,13 @@ def embryology_plot(points: list[dict], evals: list[dict], seconds_at: dict[int,
     ax.plot([minutes(e["step"]) for e in evals], [100 * e["eval/mlm_accuracy"] for e in evals], "s--", color="C0",
             label="held-out MLM accuracy")
     for objective in ("nsp", "sop"):
-        points_ = [e for e in evals if f"eval/{objective}_accuracy" in e]
-        if not points_:
+        scored = [e for e in evals if f"eval/{objective}_accuracy" in e]
+        if not scored:
             continue
-        xs = [minutes(e["step"]) for e in points_]
-        ax.plot(xs, [100 * e[f"eval/{objective}_accuracy"] for e in points_], "^--", color="C2",
+        xs = [minutes(e["step"]) for e in scored]
+        ax.plot(xs, [100 * e[f"eval/{objective}_accuracy"] for e in scored], "^--", color="C2",
                 label=f"held-out {objective.upper()} accuracy")
-        majority = [e for e in points_ if f"eval/{objective}_majority_baseline" in e]
+        majority = [e for e in scored if f"eval/{objective}_majority_baseline" in e]
         if majority:  # a sentence head is only learning once it beats always guessing the frequent class
             ax.axhline(100 * majority[-1][f"eval/{objective}_majority_baseline"], color="C2", alpha=0.4, linestyle=":",
                        label=f"{objective.upper()} majority baseline")
