@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -59,13 +60,19 @@ def pretrain(args, bert: SelfsupBertConfig, out: Path) -> dict:
              "--max_steps", str(args.pretrain_steps), "--per_device_train_batch_size", str(args.batch_size),
              "--learning_rate", str(args.pretrain_learning_rate), "--warmup_ratio", "0.05",
              "--eval_documents", "50", "--eval_steps", "0", "--save_steps", "0", "--report_to", "none",
-             "--seed", str(args.seed), "--output_dir", str(out), "--noise", args.noise]
+             "--seed", str(args.seed), "--output_dir", str(out), "--noise", args.noise,
+             "--cpu_threads", str(args.threads)]
     for key, value in sizes(bert).items():
         flags += [f"--{key}", str(value)]
     summary = pretrain_seq2seq.main(flags)
     return {"command": "scripts/pretrain_seq2seq.py " + " ".join(flags), "steps": summary.get("steps"),
-            "wall_seconds": round(summary["wall_seconds"], 1), "eval": summary.get("eval"),
-            "train_chunks": summary["train_chunks"], "model_dir": summary["model_dir"]}
+            "budget": {"steps": summary.get("steps"), "batch_size": args.batch_size,
+                       "learning_rate": args.pretrain_learning_rate, "noise": summary["noise"],
+                       "max_source_length": args.max_source_length, "text": "train dialogues only (no summaries)",
+                       "epochs_over_chunks": round(summary.get("steps", 0) * args.batch_size
+                                                   / max(1, summary["train_chunks"]), 3)},
+            "wall_seconds": round(summary["wall_seconds"], 1), "train_seconds": round(summary["train_seconds"], 1),
+            "eval": summary.get("eval"), "train_chunks": summary["train_chunks"], "model_dir": summary["model_dir"]}
 
 
 def finetune(args, bert: SelfsupBertConfig, start: str, copy: bool, pretrained: Path | None, out: Path) -> dict:
@@ -82,13 +89,21 @@ def finetune(args, bert: SelfsupBertConfig, start: str, copy: bool, pretrained: 
     cfg = TrainingConfig(output_dir=str(out), seed=args.seed, learning_rate=args.learning_rate,
                          warmup_ratio=0.05, max_steps=args.finetune_steps, num_train_epochs=args.epochs,
                          per_device_train_batch_size=args.batch_size, per_device_eval_batch_size=50,
-                         report_to="none", logging_steps=50, save_steps=0)
+                         report_to="none", logging_steps=50, save_steps=0, cpu_threads=args.threads)
     gen = GenerationArguments(max_new_tokens=args.max_target_length, num_beams=args.num_beams,
                               no_repeat_ngram_size=3 if args.num_beams > 1 else 0)
     started = time.time()
     summary = train(model, data, ScheduledSamplingArguments(), gen, cfg, warm_start=warm)
-    return {"test": summary["test"], "train_steps": summary["train"].get("steps"),
+    steps = summary["train"].get("steps")
+    return {"test": summary["test"], "train_steps": steps,
+            "budget": {"steps": steps, "epochs": summary["train"].get("epoch"), "batch_size": args.batch_size,
+                       "learning_rate": args.learning_rate, "warmup_ratio": cfg.warmup_ratio, "seed": args.seed,
+                       "train_examples": summary["train_examples"], "max_source_length": args.max_source_length,
+                       "max_target_length": args.max_target_length, "num_beams": args.num_beams,
+                       "test_examples": len(dialogsum.load("test", args.data_dir, args.max_test_samples))},
             "train_loss": summary["train"].get("train_loss"), "train_examples": summary["train_examples"],
+            # train_seconds: the optimizer steps; the rest of wall_seconds is encoding, saving and test decoding
+            "train_seconds": round(summary["train"]["train_seconds"], 1),
             "wall_seconds": round(time.time() - started, 1),
             "warm_start": summary.get("warm_start", {}).get("initialized") if start == "warm_start" else None}
 
@@ -114,11 +129,18 @@ def main() -> None:
     p.add_argument("--max_target_length", type=int, default=64)
     p.add_argument("--num_beams", type=int, default=1)
     p.add_argument("--starts", nargs="*", default=list(STARTS), choices=STARTS)
+    p.add_argument("--threads", type=int, default=0, help="torch CPU threads for every phase (0: the Trainer's "
+                                                          "choice, the cores this process may use)")
     args = p.parse_args()
+    t0 = time.time()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     out = Path(args.out)
     results_path = Path(args.results) if args.results else out / "results.json"
     bert = SelfsupBertConfig.from_pretrained(args.bert)
-    results = {"setup": {**vars(args), "bert_config": sizes(bert) | {"vocab_size": bert.vocab_size},
+    results = {"command": "python " + " ".join(sys.argv),
+               "started": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()), "load_average_at_start": os.getloadavg(),
+               "setup": {**vars(args), "bert_config": sizes(bert) | {"vocab_size": bert.vocab_size},
                          "dialogsum_version": dialogsum.VERSION, "threads": torch.get_num_threads(),
                          "versions": package_versions(),
                          "metric": "ROUGE-1/2/L F1 (0-100), best of the 3 test references, in the tokenizer's "
@@ -134,8 +156,10 @@ def main() -> None:
         results["pretraining"] = pretrain(args, bert, out / "denoising")
         pretrained = Path(results["pretraining"]["model_dir"])
         save()
-    for start in args.starts:
-        for copy in (False, True):
+    # Without copy first, then with: the question (denoising vs random) is answered by the
+    # first rows, should a run be cut short.
+    for copy in (False, True):
+        for start in args.starts:
             name = f"{start}{' + copy' if copy else ''}"
             results["rows"][name] = finetune(args, bert, start, copy, pretrained,
                                              out / f"{start}-copy{int(copy)}")
@@ -148,6 +172,15 @@ def main() -> None:
                 if f"{start}{copy}" in rows:
                     gain = rows[f"{start}{copy}"]["test"]["rougeL"] - rows[f"random{copy}"]["test"]["rougeL"]
                     results.setdefault("rougeL_gain_over_random", {})[f"{start}{copy}"] = round(gain, 2)
+    gains = results.get("rougeL_gain_over_random", {})
+    results["target"] = {"claim": "denoising-pretrained beats random init by >= 2 ROUGE-L at equal fine-tuning "
+                                  "budget"}
+    for copy, key in (("", "met_without_copy"), (" + copy", "met_with_copy")):
+        if f"denoising{copy}" in gains:
+            results["target"][key] = gains[f"denoising{copy}"] >= 2.0
+    results["finished"] = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    results["load_average_at_end"] = os.getloadavg()
+    results["total_wall_seconds"] = round(time.time() - t0, 1)
     save()
     print(json.dumps(results.get("rougeL_gain_over_random"), indent=2))
 
