@@ -8,6 +8,7 @@ other side is an error, so no head is ever dropped silently.
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from pathlib import Path
@@ -47,6 +48,11 @@ _HF_HEAD_PREFIXES = ("cls.", "classifier.", "qa_outputs.")
 _OUR_HEAD_PREFIXES = ("cls.", "nsp.", "classifier.", "qa_outputs.")
 # Buffers and tied copies that carry no information of their own.
 _DERIVED = re.compile(r"(^|\.)(position_ids|token_type_ids)$|^cls\.predictions\.decoder\.(weight|bias)$")
+
+
+def is_derived(name: str) -> bool:
+    """A buffer or tied copy in a BERT state dict: nothing is lost when it is missing or dropped."""
+    return bool(_DERIVED.search(name))
 
 # Every BERT architecture both libraries have: (transformers class, selfsup class).
 ARCHITECTURES = {
@@ -164,6 +170,39 @@ def hf_to_selfsup(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, 
         raise InputError(f"tensors with no place in a selfsup-bert model (not a BERT architecture selfsup has: "
                          f"{', '.join(a for a, _ in ARCHITECTURES.values())}): {leftover[:8]}")
     return out
+
+
+def hf_to_selfsup_pretraining(state: dict[str, torch.Tensor], num_layers: int, folder: str | os.PathLike | None = None
+                              ) -> tuple[dict[str, torch.Tensor], list[str]]:
+    """A transformers BERT state dict (any of BertModel, BertForMaskedLM, BertForPreTraining)
+    → SelfsupBertForPreTraining names, with whichever heads it has; and the tensors not
+    used (e.g. a fine-tuning classifier), which, unlike :func:`hf_to_selfsup`, are returned rather
+    than refused: continuing pretraining from a fine-tuned BERT keeps its encoder. ``folder``
+    names the checkpoint in errors."""
+    state = {k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias"): v
+             for k, v in state.items()}  # the names of checkpoints converted from TensorFlow
+    prefixed = any(k.startswith("bert.") for k in state)
+    body = {k.removeprefix("bert."): v for k, v in state.items()
+            if (k.startswith("bert.") if prefixed else not k.startswith("cls."))}
+    heads = {k: v for k, v in state.items() if (not k.startswith("bert.") if prefixed else k.startswith("cls."))}
+    words = body.get("embeddings.word_embeddings.weight")
+    for name, tied_to in (("cls.predictions.decoder.weight", words),
+                          ("cls.predictions.decoder.bias", heads.get("cls.predictions.bias"))):
+        if name in heads and tied_to is not None and not torch.equal(heads[name], tied_to):
+            raise InputError(f"{name} differs from the tensor it is tied to in BERT; selfsup-bert ties the MLM "
+                             "decoder to the word embeddings and cannot keep an untied one", path=folder,
+                             field="tie_word_embeddings")
+    try:
+        out = {f"bert.{k}": v for k, v in hf_to_selfsup(body, num_layers).items()}
+    except KeyError as e:
+        raise InputError(f"encoder tensor {e.args[0]!r} missing: the weights do not match config.json",
+                         path=folder) from e
+    except InputError as e:
+        raise InputError(str(e), path=folder) from e
+    out.update(_map_heads(heads, _HEADS))
+    if _MLM_BIAS[0] in heads:
+        out[_MLM_BIAS[1]] = heads.pop(_MLM_BIAS[0])
+    return out, sorted(k for k in heads if not is_derived(k))
 
 
 def selfsup_to_hf(state: dict[str, torch.Tensor], num_layers: int) -> dict[str, torch.Tensor]:

@@ -19,7 +19,13 @@ import torch
 
 from ..errors import InputError
 from ..modeling import SelfsupBertConfig, SelfsupBertForPreTraining
-from ..modeling.convert_bert import _DERIVED, _HEADS, config_from_hf, hf_to_selfsup, read_config_json, read_state_dict
+from ..modeling.convert_bert import (
+    config_from_hf,
+    hf_to_selfsup_pretraining,
+    is_derived,
+    read_config_json,
+    read_state_dict,
+)
 from ..resources import require_model
 from .tokenizer import load_tokenizer
 
@@ -87,40 +93,6 @@ def starting_tokenizer(tokenizer_name: str | None, model_name_or_path: str | Non
     return tokenizer
 
 
-def bert_to_pretraining_state(state: dict[str, torch.Tensor], config: SelfsupBertConfig, folder: Path
-                              ) -> tuple[dict[str, torch.Tensor], list[str]]:
-    """A transformers BERT state dict (any of BertModel, BertForMaskedLM, BertForPreTraining)
-    → SelfsupBertForPreTraining names, with whichever heads it has; and the tensors not
-    used (e.g. a fine-tuning classifier)."""
-    state = {k.replace("LayerNorm.gamma", "LayerNorm.weight").replace("LayerNorm.beta", "LayerNorm.bias"): v
-             for k, v in state.items()}  # the names of checkpoints converted from TensorFlow
-    prefixed = any(k.startswith("bert.") for k in state)
-    body = {k.removeprefix("bert."): v for k, v in state.items()
-            if (k.startswith("bert.") if prefixed else not k.startswith("cls."))}
-    heads = {k: v for k, v in state.items() if (not k.startswith("bert.") if prefixed else k.startswith("cls."))}
-    words = body.get("embeddings.word_embeddings.weight")
-    for name, tied_to in (("cls.predictions.decoder.weight", words),
-                          ("cls.predictions.decoder.bias", heads.get("cls.predictions.bias"))):
-        if name in heads and tied_to is not None and not torch.equal(heads[name], tied_to):
-            raise InputError(f"{name} differs from the tensor it is tied to in BERT; selfsup-bert ties the MLM "
-                             "decoder to the word embeddings and cannot keep an untied one", path=folder,
-                             field="tie_word_embeddings")
-    try:
-        out = {f"bert.{k}": v for k, v in hf_to_selfsup(body, config.num_hidden_layers).items()}
-    except KeyError as e:
-        raise InputError(f"encoder tensor {e.args[0]!r} missing: the weights do not match config.json",
-                         path=folder) from e
-    except InputError as e:
-        raise InputError(str(e), path=folder) from e
-    for hf, ours in _HEADS:
-        for suffix in ("weight", "bias"):
-            if f"{hf}.{suffix}" in heads:
-                out[f"{ours}.{suffix}"] = heads.pop(f"{hf}.{suffix}")
-    if "cls.predictions.bias" in heads:
-        out["cls.bias"] = heads.pop("cls.predictions.bias")
-    return out, sorted(k for k in heads if not _DERIVED.search(k))
-
-
 def starting_model(model_cfg, tokenizer, max_seq_length: int, log: Callable[[str], None] = print
                    ) -> tuple[SelfsupBertForPreTraining, dict]:
     """The SelfsupBertForPreTraining to train, and what it was made from (for the run summary):
@@ -147,13 +119,13 @@ def starting_model(model_cfg, tokenizer, max_seq_length: int, log: Callable[[str
         missing, unused = list(loading["missing_keys"]), sorted(loading["unexpected_keys"])
     else:
         config = config_from_hf(hf_config)
-        state, unused = bert_to_pretraining_state(read_state_dict(folder), config, folder)
+        state, unused = hf_to_selfsup_pretraining(read_state_dict(folder), config.num_hidden_layers, folder)
         model = SelfsupBertForPreTraining(config)  # every part initialised, then the checkpoint's copied in
         missing, unexpected = model.load_state_dict(state, strict=False)
         if unexpected:
             raise InputError(f"weights do not match config.json: unexpected {unexpected[:8]}", path=folder)
         model.tie_weights()
-    missing = sorted(k for k in missing if k != _TIED and not _DERIVED.search(k))
+    missing = sorted(k for k in missing if k != _TIED and not is_derived(k))
     initialized = {}
     for part, prefix in _PARTS:
         names = [k for k in missing if k.startswith(prefix)]

@@ -32,9 +32,9 @@ import torch
 
 from selfsup.errors import InputError
 from selfsup.modeling import SelfsupBertConfig
-from selfsup.modeling.convert_bert import config_from_hf, read_state_dict
+from selfsup.modeling.convert_bert import config_from_hf, hf_to_selfsup_pretraining, read_state_dict
 from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
-from selfsup.pretrain.starting_model import bert_to_pretraining_state, checkpoint_folder, read_config
+from selfsup.pretrain.starting_model import checkpoint_folder, read_config
 
 from .tokenizer import WordTokenizer
 
@@ -80,7 +80,7 @@ def read_bert(name_or_path: str, flag: str) -> BertWeights:
                 k: v for k, v in state.items() if not k.startswith("bert.")}
     else:
         config = config_from_hf(raw)
-        converted, _ = bert_to_pretraining_state(read_state_dict(folder), config, folder)
+        converted, _ = hf_to_selfsup_pretraining(read_state_dict(folder), config.num_hidden_layers, folder)
         state = {k.removeprefix("bert."): v for k, v in converted.items()}
     encoder = {k: v for k, v in state.items() if k.startswith(("embeddings.", "encoder."))}
     if "embeddings.word_embeddings.weight" not in encoder:
