@@ -64,13 +64,30 @@ def pretrain(args, bert: SelfsupBertConfig, out: Path) -> dict:
              "--cpu_threads", str(args.threads)]
     for key, value in sizes(bert).items():
         flags += [f"--{key}", str(value)]
-    summary = pretrain_seq2seq.main(flags)
-    return {"command": "scripts/pretrain_seq2seq.py " + " ".join(flags), "steps": summary.get("steps"),
-            "budget": {"steps": summary.get("steps"), "batch_size": args.batch_size,
-                       "learning_rate": args.pretrain_learning_rate, "noise": summary["noise"],
-                       "max_source_length": args.max_source_length, "text": "train dialogues only (no summaries)",
-                       "epochs_over_chunks": round(summary.get("steps", 0) * args.batch_size
-                                                   / max(1, summary["train_chunks"]), 3)},
+    return pretraining_record(pretrain_seq2seq.main(flags))
+
+
+def pretraining_record(summary: dict, reused_from: Path | None = None) -> dict:
+    """The budget of a pretraining run, from the summary.json it wrote: its own settings, not this
+    run's flags, so a reused folder is described by what made it."""
+    data, training = summary["data"], summary["training"]
+    command = ["--corpus", data["corpus"], "--corpus_layout", data["corpus_layout"], "--tokenizer_name",
+               str(data["tokenizer_name"]), "--max_source_length", str(data["max_source_length"]),
+               "--max_steps", str(training["max_steps"]), "--per_device_train_batch_size",
+               str(training["per_device_train_batch_size"]), "--learning_rate", str(training["learning_rate"]),
+               "--warmup_ratio", str(training["warmup_ratio"]), "--seed", str(training["seed"]), "--output_dir",
+               training["output_dir"], "--noise", data["noise"], "--cpu_threads", str(training["cpu_threads"]),
+               "--eval_documents", str(data["eval_documents"])]
+    for key in ("hidden_size", "num_hidden_layers", "num_decoder_layers", "num_attention_heads", "intermediate_size",
+                "hidden_dropout_prob", "attention_probs_dropout_prob"):
+        command += [f"--{key}", str(summary["model"][key])]
+    steps, batch = summary["steps"], training["per_device_train_batch_size"]
+    return {"command": "scripts/pretrain_seq2seq.py " + " ".join(command),
+            "reused_from": str(reused_from) if reused_from else None, "steps": steps,
+            "budget": {"steps": steps, "batch_size": batch, "learning_rate": training["learning_rate"],
+                       "noise": summary["noise"], "max_source_length": data["max_source_length"],
+                       "text": f"{data['corpus']} ({data['corpus_layout']}: the dialogues only, no summaries)",
+                       "epochs_over_chunks": round(steps * batch / max(1, summary["train_chunks"]), 3)},
             "wall_seconds": round(summary["wall_seconds"], 1), "train_seconds": round(summary["train_seconds"], 1),
             "eval": summary.get("eval"), "train_chunks": summary["train_chunks"], "model_dir": summary["model_dir"]}
 
@@ -92,7 +109,7 @@ def finetune(args, bert: SelfsupBertConfig, start: str, copy: bool, pretrained: 
                          report_to="none", logging_steps=50, save_steps=0, cpu_threads=args.threads)
     gen = GenerationArguments(max_new_tokens=args.max_target_length, num_beams=args.num_beams,
                               no_repeat_ngram_size=3 if args.num_beams > 1 else 0)
-    started = time.time()
+    started, cpu_started = time.time(), time.process_time()
     summary = train(model, data, ScheduledSamplingArguments(), gen, cfg, warm_start=warm)
     steps = summary["train"].get("steps")
     return {"test": summary["test"], "train_steps": steps,
@@ -105,6 +122,8 @@ def finetune(args, bert: SelfsupBertConfig, start: str, copy: bool, pretrained: 
             # train_seconds: the optimizer steps; the rest of wall_seconds is encoding, saving and test decoding
             "train_seconds": round(summary["train"]["train_seconds"], 1),
             "wall_seconds": round(time.time() - started, 1),
+            # this process's CPU time: on a shared machine, what the row cost regardless of the others' load
+            "cpu_seconds": round(time.process_time() - cpu_started, 1),
             "warm_start": summary.get("warm_start", {}).get("initialized") if start == "warm_start" else None}
 
 
@@ -129,6 +148,9 @@ def main() -> None:
     p.add_argument("--max_target_length", type=int, default=64)
     p.add_argument("--num_beams", type=int, default=1)
     p.add_argument("--starts", nargs="*", default=list(STARTS), choices=STARTS)
+    p.add_argument("--reuse_pretraining", default=None, help="an earlier run's <out>/denoising folder: its model "
+                                                                "instead of pretraining again (its summary.json's "
+                                                                "budget is recorded, --pretrain_* flags are unused)")
     p.add_argument("--threads", type=int, default=0, help="torch CPU threads for every phase (0: the Trainer's "
                                                           "choice, the cores this process may use)")
     args = p.parse_args()
@@ -152,7 +174,12 @@ def main() -> None:
         results_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
 
     pretrained = None
-    if "denoising" in args.starts:
+    if "denoising" in args.starts and args.reuse_pretraining:
+        folder = Path(args.reuse_pretraining)
+        results["pretraining"] = pretraining_record(json.loads((folder / "summary.json").read_text()), folder)
+        pretrained = Path(results["pretraining"]["model_dir"])
+        save()
+    elif "denoising" in args.starts:
         results["pretraining"] = pretrain(args, bert, out / "denoising")
         pretrained = Path(results["pretraining"]["model_dir"])
         save()
