@@ -4,19 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from .config import CorpusConfig
+
 
 @dataclass
-class CLMDataConfig:
-    corpus: str = field(default="stdlib", metadata={
-        "help": "comma-separated sources, as scripts/pretrain.py takes them: text files or folders (e.g. "
-                "../shared/data/pretrain/), 'stdlib' (Python's docstrings, embedded), a fine-tuning task's "
-                "training text (glue/sst2) or a Hub dataset"})
-    corpus_layout: str = field(default="sentences", metadata={
-        "help": "sentences, paragraphs, documents, wikitext, conll or dialogue_jsonl; one, or one per corpus item"})
-    allow_eval_splits: bool = field(default=False, metadata={
-        "help": "allow files and folders named as evaluation splits (dev, valid, test...); a folder holding "
-                "a training file beside them is still refused (name the files)"})
-    data_dir: str | None = field(default=None, metadata={"help": "for task sources (default: shared/data)"})
+class CLMDataConfig(CorpusConfig):
     tokenizer_name: str | None = field(default=None, metadata={
         "help": "an existing fast tokenizer with an EOS token; default: the model's, else a byte-level BPE "
                 "trained on the corpus"})

@@ -6,14 +6,16 @@ from typing import Literal
 
 
 @dataclass
-class DataConfig:
+class CorpusConfig:
+    """Where the text comes from: the same four flags for BERT, GPT and seq2seq pretraining."""
     corpus: str = field(default="stdlib", metadata={
-        "help": "comma-separated sources, each a text file, a folder of them, 'stdlib' (Python's docstrings, "
-                "embedded), a registered fine-tuning task (its training text only, e.g. glue/sst2) or a Hub dataset"})
+        "help": "comma-separated sources, each a text file, a folder of them (e.g. ../shared/data/pretrain/), "
+                "'stdlib' (Python's docstrings, embedded), a registered fine-tuning task (its training text "
+                "only, e.g. glue/sst2) or a Hub dataset"})
     corpus_layout: str = field(default="sentences", metadata={
         "help": "layout of the files and folders: sentences (one per line, blank line between documents), "
-                "documents (one per line), wikitext, conll or dialogue_jsonl; one for all, or a comma-separated "
-                "list with one per corpus item"})
+                "paragraphs, documents (one per line), wikitext, conll or dialogue_jsonl; one for all, or a "
+                "comma-separated list with one per corpus item"})
     # Training on a dev or test split makes every later score on it meaningless, and a
     # folder of train/valid/test files would mix them silently: refused unless asked for.
     allow_eval_splits: bool = field(default=False, metadata={
@@ -21,6 +23,10 @@ class DataConfig:
                 "holding a training file beside them is still refused (name the files)"})
     data_dir: str | None = field(default=None, metadata={
         "help": "for task sources: the folder holding glue/, squad/, conll2003/ (default: shared/data)"})
+
+
+@dataclass
+class DataConfig(CorpusConfig):
     tokenizer_name: str | None = field(default=None, metadata={
         "help": "an existing fast tokenizer (folder or Hub id); default: train WordPiece on the corpus"})
     vocab_size: int = 8000

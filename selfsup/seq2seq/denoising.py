@@ -23,6 +23,7 @@ import torch
 from torch.utils.data import Dataset
 
 from selfsup.errors import InputError
+from selfsup.pretrain.config import CorpusConfig
 from selfsup.pretrain.masking import row_seed
 
 from .noising import NoiseConfig, apply_noise
@@ -34,15 +35,7 @@ DEFAULT_NOISE = "text_infilling=0.3,sentence_permutation=1.0"
 
 
 @dataclass
-class DenoisingDataArguments:
-    corpus: str = field(default="stdlib", metadata={
-        "help": "comma-separated sources, as scripts/pretrain.py takes them: text files or folders, 'stdlib' "
-                "(Python's docstrings, embedded), a registered task's training text, or a Hub dataset"})
-    corpus_layout: str = field(default="sentences", metadata={
-        "help": "sentences, documents, paragraphs, wikitext, conll or dialogue_jsonl; one, or one per corpus item"})
-    allow_eval_splits: bool = field(default=False, metadata={
-        "help": "allow files and folders named as evaluation splits (dev, valid, test...)"})
-    data_dir: str | None = field(default=None, metadata={"help": "for task sources: the shared data folder"})
+class DenoisingDataArguments(CorpusConfig):
     noise: str = field(default=DEFAULT_NOISE, metadata={
         "help": "comma-separated name=rate: token_masking, token_deletion, text_infilling, sentence_permutation, "
                 "document_rotation (and poisson_lambda, text infilling's mean span length)"})
