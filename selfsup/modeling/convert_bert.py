@@ -262,6 +262,9 @@ def config_to_hf(config: SelfsupBertConfig):
     if config.pre_layer_norm or config.position_embedding_type != "learned":
         raise InputError("only post-LN models with learned positions have a BERT equivalent",
                          field="pre_layer_norm/position_embedding_type")
+    if not config.tie_word_embeddings:  # selfsup_to_hf writes BERT's tied decoder; an untied one would be lost
+        raise InputError("the MLM decoder is untied from the word embeddings; conversion to BERT keeps only a "
+                         "tied one", field="tie_word_embeddings")
     d = config.to_dict()
     return BertConfig(**{k: d[k] for k in _SHARED_FIELDS + _HEAD_FIELDS if k in d})
 

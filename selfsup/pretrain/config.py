@@ -65,3 +65,8 @@ class ModelConfig:
     attention_probs_dropout_prob: float = 0.1
     pre_layer_norm: bool = False
     position_embedding_type: str = "learned"
+    # Tied (BERT): the MLM output layer is the input embedding table. Untied, the input table no
+    # longer doubles as the softmax's classifier, whose gradient pushes every row toward one
+    # shared direction (Gao et al. 2019; Chung et al. 2021 decouple them for better fine-tuning).
+    tie_word_embeddings: bool = field(default=True, metadata={
+        "help": "share the MLM output layer with the input embeddings (BERT); false: a separate output matrix"})

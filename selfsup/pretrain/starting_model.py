@@ -7,7 +7,8 @@ size is refused, since new token ids would index rows of the embedding trained f
 Heads the checkpoint lacks (the MLM head of a bare ``BertModel``, the NSP head and pooler
 of a ``BertForMaskedLM``) are initialised as BERT does, under the run's seed, and named in
 a log line and in the returned info (which the run summary records). The MLM decoder is
-tied to the word embeddings, as in BERT.
+tied to the word embeddings, as in BERT, unless a new model's config says
+``tie_word_embeddings: false`` or a selfsup-bert checkpoint was saved untied.
 """
 from __future__ import annotations
 
@@ -140,7 +141,8 @@ def starting_model(model_cfg, tokenizer, max_seq_length: int, log: Callable[[str
     info = {"source": str(model_cfg.model_name_or_path), "folder": str(folder), "model_type": hf_config["model_type"],
             "architectures": hf_config.get("architectures"), "converted_to_selfsup_bert": kind != "selfsup-bert",
             "initialized": list(initialized), "initialized_parameters": [k for v in initialized.values() for k in v],
-            "unused_tensors": unused, "mlm_decoder": "tied to the word embeddings",
+            "unused_tensors": unused,
+            "mlm_decoder": "tied to the word embeddings" if model.config.tie_word_embeddings else "untied",
             "config": {k: getattr(model.config, k) for k in (
                 "vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size",
                 "max_position_embeddings", "hidden_act")}}
