@@ -106,6 +106,8 @@ def tapt(general: Path, task: str, args) -> Path:
                "--report_to", "none", "--output_dir", str(out)]
         if args.data_dir:
             cmd += ["--data_dir", str(args.data_dir)]
+        if args.threads:  # as the fine-tuning runs: without it the loop takes every core
+            cmd += ["--cpu_threads", str(args.threads)]
         sh(cmd, out / "log.txt")
     return out / "model"
 
