@@ -4,7 +4,8 @@ SmolLM2-135M-Instruct weights (the GGUF dequantised to float32), in one run.
     python bench/decoder_speed.py --output bench/results/decoder-speed.json
 
 Three workloads, both models alternating every repeat (bench/timing.py), medians and the
-ratio transformers time / ours (> 1: ours is faster):
+ratio transformers time / ours (> 1: ours is faster), in wall-clock and in process CPU seconds
+(on a loaded machine the CPU ratio is the steadier: it leaves out the waits for a core):
 
 * ``scoring``: one no-grad forward over a batch of full rows (8 × 256), every logit;
   ``scoring_padded``: the same batch left-padded to lengths 256 … 144 with the position ids
@@ -58,13 +59,34 @@ def load_models(gguf: Path) -> tuple[LlamaForCausalLM, SelfsupGPTForCausalLM, ob
     return theirs, ours, AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
-def summary(samples: dict[str, list[float]], work: float, unit: str) -> dict:
-    """Medians, spread and throughput (``work`` units per call) of interleaved samples."""
-    med = {name: statistics.median(t) for name, t in samples.items()}
-    return {"seconds_median": med, "seconds_min": {n: min(t) for n, t in samples.items()},
-            "seconds_max": {n: max(t) for n, t in samples.items()},
+def timed_rounds(fns: dict, repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
+    """Wall and process-CPU seconds of every timed call, the functions alternating every repeat
+    after one warmup round. On a loaded machine the wall clock also counts the time this process
+    waited for a core; its CPU time does not, so the CPU ratio is the steadier of the two."""
+    cpu = {name: [] for name in fns}
+
+    def with_cpu(name, fn):
+        def call():
+            start = time.process_time()
+            fn()
+            cpu[name].append(time.process_time() - start)
+        return call
+    wall = interleaved_samples({name: with_cpu(name, fn) for name, fn in fns.items()}, repeats, warmup=1)
+    return wall, {name: t[1:] for name, t in cpu.items()}  # [1:]: not the warmup call
+
+
+def summary(samples: tuple[dict[str, list[float]], dict[str, list[float]]], work: float, unit: str) -> dict:
+    """Medians, spread and throughput (``work`` units per call) of :func:`timed_rounds`' samples."""
+    wall, cpu = samples
+    med = {name: statistics.median(t) for name, t in wall.items()}
+    cpu_med = {name: statistics.median(t) for name, t in cpu.items()}
+    return {"seconds_median": med, "seconds_min": {n: min(t) for n, t in wall.items()},
+            "seconds_max": {n: max(t) for n, t in wall.items()},
             f"{unit}_per_second": {n: work / s for n, s in med.items()},
-            "ratio_transformers_over_selfsup": med["transformers"] / med["selfsup"], "repeats": len(samples["selfsup"])}
+            "ratio_transformers_over_selfsup": med["transformers"] / med["selfsup"],
+            "cpu_seconds_median": cpu_med,
+            "cpu_ratio_transformers_over_selfsup": cpu_med["transformers"] / cpu_med["selfsup"],
+            "repeats": len(wall["selfsup"])}
 
 
 def bench_scoring(theirs, ours, batch: int, seq: int, repeats: int, padded: bool) -> dict:
@@ -85,7 +107,7 @@ def bench_scoring(theirs, ours, batch: int, seq: int, repeats: int, padded: bool
             with torch.no_grad():
                 model(**kwargs)
         return forward
-    samples = interleaved_samples({"transformers": run(theirs), "selfsup": run(ours)}, repeats, warmup=1)
+    samples = timed_rounds({"transformers": run(theirs), "selfsup": run(ours)}, repeats)
     return {"batch": batch, "seq": seq, "padded": padded, "real_tokens": int(mask.sum()),
             "logits_max_abs_diff": diff} | summary(samples, int(mask.sum()), "tokens")
 
@@ -105,7 +127,7 @@ def bench_generation(theirs, ours, tokenizer, batch: int, new_tokens: int, repea
             with torch.no_grad():
                 model.generate(**kwargs)
         return generate
-    samples = interleaved_samples({"transformers": run(theirs), "selfsup": run(ours)}, repeats, warmup=1)
+    samples = timed_rounds({"transformers": run(theirs), "selfsup": run(ours)}, repeats)
     return {"batch": batch, "prompt_tokens": list(inputs.input_ids.shape), "new_tokens": new_tokens,
             "tokens_identical": True} | summary(samples, batch * new_tokens, "new_tokens")
 
@@ -126,7 +148,7 @@ def bench_training(theirs, ours, batch: int, seq: int, repeats: int) -> dict:
             optimizer.step()
             losses.setdefault(name, loss.item())
         steps[name] = step
-    samples = interleaved_samples(steps, repeats, warmup=1)  # the warmup step records each first loss
+    samples = timed_rounds(steps, repeats)  # the warmup step records each first loss
     for model in (theirs, ours):
         model.eval()
     return {"batch": batch, "seq": seq, "optimizer": "AdamW (torch default: foreach)",
@@ -175,8 +197,8 @@ def main() -> None:
         else:
             raise SystemExit(f"unknown workload {name!r}")
         result[name]["load_average_after"] = os.getloadavg()
-        print(f"{name}: transformers / selfsup = {result[name]['ratio_transformers_over_selfsup']:.3f}",
-              file=sys.stderr, flush=True)
+        print(f"{name}: transformers / selfsup = {result[name]['ratio_transformers_over_selfsup']:.3f} (wall), "
+              f"{result[name]['cpu_ratio_transformers_over_selfsup']:.3f} (CPU)", file=sys.stderr, flush=True)
         if args.output:  # after each workload: a long run stopped midway keeps what it measured
             args.output.write_text(json.dumps(result, indent=2) + "\n")
     result |= {"load_average_after": os.getloadavg(), "wall_seconds": time.time() - start,

@@ -20,7 +20,8 @@ ACTIVATIONS = {
 class FeedForward(nn.Module):
     """hidden → intermediate → activation → hidden; with ``gated``,
     ``fc_out(act(gate) * up)`` where ``gate, up = fc_in(x)`` (GLU variants, Shazeer 2020:
-    SwiGLU with ``silu``, as Llama). Gate and up share one fused (hidden, 2·intermediate) matmul."""
+    SwiGLU with ``silu``, as Llama). Gate and up are stored as one fused (2·intermediate, hidden)
+    weight, gate rows first, and multiplied as its two halves (see ``forward``)."""
 
     def __init__(self, hidden_size: int, intermediate_size: int, activation: str = "gelu",
                  gated: bool = False, bias: bool = True):
@@ -34,8 +35,14 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gated:
-            gate, up = self.fc_in(x).chunk(2, dim=-1)
-            return self.fc_out(self.act(gate) * up)
+            # Two matmuls with the weight's halves, not one matmul chunked afterwards: gate and up
+            # come out contiguous, so silu and the product run over dense rows, and no
+            # (batch, seq, 2·intermediate) buffer is allocated. On the CPU that buffer, 25 MB per
+            # layer for SmolLM2 scoring 8 x 256, made glibc return and re-fault ~50 MB of heap per
+            # layer (3x the page faults of LlamaForCausalLM): scoring ran at 0.92x Llama.
+            w_gate, w_up = self.fc_in.weight.chunk(2)
+            b_gate, b_up = (None, None) if self.fc_in.bias is None else self.fc_in.bias.chunk(2)
+            return self.fc_out(self.act(F.linear(x, w_gate, b_gate)) * F.linear(x, w_up, b_up))
         return self.fc_out(self.act(self.fc_in(x)))
 
 
