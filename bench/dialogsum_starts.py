@@ -12,10 +12,12 @@ three references; the copy rows add a freshly initialised copy head to each star
 
     python bench/dialogsum_starts.py --bert outputs/pretrain-mix/model \
         --out bench_out/dialogsum-starts --results bench/results/dialogsum-starts.json   # full: all data
-    python bench/dialogsum_starts.py --bert outputs/pretrain-mix/model --max_train_samples 2000 \
-        --finetune_steps 300 --pretrain_steps 600 --max_test_samples 100 ...          # a CPU-sized budget
+    python bench/dialogsum_starts.py --bert outputs/pretrain-mix/model --threads 1 --finetune_steps 200 \
+        --reuse_pretraining outputs/dialogsum-starts/denoising ...   # bench/results/dialogsum-starts.json's rows
 
-Writes the results JSON after every row (budgets, timings, provenance); not run in CI.
+``--reuse_pretraining`` fine-tunes from an earlier run's denoising folder instead of pretraining
+again. Writes the results JSON after every row (each row's budget, wall/train/CPU seconds, the
+command, provenance), rows without copy first; not run in CI.
 """
 from __future__ import annotations
 
