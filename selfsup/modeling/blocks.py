@@ -35,12 +35,12 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.gated:
-            # Two matmuls with the weight's halves, not one matmul chunked afterwards, so that no
-            # (batch, seq, 2·intermediate) buffer is allocated: the arithmetic is the same, but on
-            # the CPU glibc's malloc hands freed heap back to the OS and faults it in again, more so
-            # the larger the blocks. SmolLM2 scoring 8 x 256 with the 25 MB fused buffer took ~3x the
-            # page faults of LlamaForCausalLM (~48 MB re-faulted per layer) and ran at 0.92x it; with
-            # trimming off (MALLOC_TRIM_THRESHOLD_) the two ran at parity, fused or split.
+            # Two matmuls with the weight's halves, not one matmul chunked afterwards: gate and up
+            # come out contiguous, and the layer allocates what Llama's MLP does, with no
+            # (batch, seq, 2·intermediate) block. On the CPU, glibc's malloc gives freed heap back
+            # to the OS and faults it in again, and how much depends on the blocks' sizes and the
+            # heap's history: one SmolLM2 scoring run with the fused block took 3x Llama's page
+            # faults and 0.92x its speed (bench/decoder_faults.py measures both).
             w_gate, w_up = self.fc_in.weight.chunk(2)
             b_gate, b_up = (None, None) if self.fc_in.bias is None else self.fc_in.bias.chunk(2)
             return self.fc_out(self.act(F.linear(x, w_gate, b_gate)) * F.linear(x, w_up, b_up))
