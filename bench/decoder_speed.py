@@ -32,7 +32,7 @@ import torch
 from transformers import AutoTokenizer, LlamaForCausalLM
 
 sys.path.insert(0, str(Path(__file__).parent))
-from timing import interleaved_samples  # noqa: E402
+from timing import interleaved_wall_and_cpu  # noqa: E402
 
 from selfsup import resources  # noqa: E402
 from selfsup.modeling import SelfsupGPTForCausalLM  # noqa: E402
@@ -59,24 +59,8 @@ def load_models(gguf: Path) -> tuple[LlamaForCausalLM, SelfsupGPTForCausalLM, ob
     return theirs, ours, AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 
-def timed_rounds(fns: dict, repeats: int) -> tuple[dict[str, list[float]], dict[str, list[float]]]:
-    """Wall and process-CPU seconds of every timed call, the functions alternating every repeat
-    after one warmup round. On a loaded machine the wall clock also counts the time this process
-    waited for a core; its CPU time does not, so the CPU ratio is the steadier of the two."""
-    cpu = {name: [] for name in fns}
-
-    def with_cpu(name, fn):
-        def call():
-            start = time.process_time()
-            fn()
-            cpu[name].append(time.process_time() - start)
-        return call
-    wall = interleaved_samples({name: with_cpu(name, fn) for name, fn in fns.items()}, repeats, warmup=1)
-    return wall, {name: t[1:] for name, t in cpu.items()}  # [1:]: not the warmup call
-
-
 def summary(samples: tuple[dict[str, list[float]], dict[str, list[float]]], work: float, unit: str) -> dict:
-    """Medians, spread and throughput (``work`` units per call) of :func:`timed_rounds`' samples."""
+    """Medians, spread and throughput (``work`` units per call) of :func:`timing.interleaved_wall_and_cpu`'s samples."""
     wall, cpu = samples
     med = {name: statistics.median(t) for name, t in wall.items()}
     cpu_med = {name: statistics.median(t) for name, t in cpu.items()}
@@ -107,7 +91,7 @@ def bench_scoring(theirs, ours, batch: int, seq: int, repeats: int, padded: bool
             with torch.no_grad():
                 model(**kwargs)
         return forward
-    samples = timed_rounds({"transformers": run(theirs), "selfsup": run(ours)}, repeats)
+    samples = interleaved_wall_and_cpu({"transformers": run(theirs), "selfsup": run(ours)}, repeats, warmup=1)
     return {"batch": batch, "seq": seq, "padded": padded, "real_tokens": int(mask.sum()),
             "logits_max_abs_diff": diff} | summary(samples, int(mask.sum()), "tokens")
 
@@ -127,7 +111,7 @@ def bench_generation(theirs, ours, tokenizer, batch: int, new_tokens: int, repea
             with torch.no_grad():
                 model.generate(**kwargs)
         return generate
-    samples = timed_rounds({"transformers": run(theirs), "selfsup": run(ours)}, repeats)
+    samples = interleaved_wall_and_cpu({"transformers": run(theirs), "selfsup": run(ours)}, repeats, warmup=1)
     return {"batch": batch, "prompt_tokens": list(inputs.input_ids.shape), "new_tokens": new_tokens,
             "tokens_identical": True} | summary(samples, batch * new_tokens, "new_tokens")
 
@@ -148,7 +132,7 @@ def bench_training(theirs, ours, batch: int, seq: int, repeats: int) -> dict:
             optimizer.step()
             losses.setdefault(name, loss.item())
         steps[name] = step
-    samples = timed_rounds(steps, repeats)  # the warmup step records each first loss
+    samples = interleaved_wall_and_cpu(steps, repeats, warmup=1)  # the warmup step records each first loss
     for model in (theirs, ours):
         model.eval()
     return {"batch": batch, "seq": seq, "optimizer": "AdamW (torch default: foreach)",

@@ -19,14 +19,17 @@ import argparse
 import json
 import os
 import statistics
-import time
+import sys
 from pathlib import Path
 
 import torch
 from transformers import BartConfig, BartForConditionalGeneration
 
-from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration
-from selfsup.provenance import package_versions
+sys.path.insert(0, str(Path(__file__).parent))
+from timing import interleaved_wall_and_cpu  # noqa: E402
+
+from selfsup.modeling.seq2seq import SelfsupSeq2SeqConfig, SelfsupSeq2SeqForConditionalGeneration  # noqa: E402
+from selfsup.provenance import package_versions  # noqa: E402
 
 
 def models(args) -> dict[str, torch.nn.Module]:
@@ -54,21 +57,6 @@ def batch(args) -> dict[str, torch.Tensor]:
     mask = (torch.arange(args.src_len)[None] < src_lens[:, None]).long()
     return {"input_ids": ids.masked_fill(mask == 0, 0), "attention_mask": mask,
             "labels": labels.masked_fill(torch.arange(args.tgt_len)[None] >= tgt_lens[:, None], -100)}
-
-
-def interleaved_wall_and_cpu(fns: dict, repeats: int, warmup: int = 2) -> tuple[dict, dict]:
-    """Median wall and process-CPU seconds per call of each function, alternating them every repeat."""
-    for _ in range(warmup):
-        for fn in fns.values():
-            fn()
-    wall, cpu = {name: [] for name in fns}, {name: [] for name in fns}
-    for _ in range(repeats):
-        for name, fn in fns.items():
-            w, c = time.perf_counter(), time.process_time()
-            fn()
-            wall[name].append(time.perf_counter() - w)
-            cpu[name].append(time.process_time() - c)
-    return ({n: statistics.median(t) for n, t in wall.items()}, {n: statistics.median(t) for n, t in cpu.items()})
 
 
 def main() -> None:
@@ -102,7 +90,8 @@ def main() -> None:
         return run
 
     load_before = os.getloadavg()
-    wall, cpu = interleaved_wall_and_cpu({name: step(name) for name in nets}, args.repeats)
+    samples = interleaved_wall_and_cpu({name: step(name) for name in nets}, args.repeats)
+    wall, cpu = ({n: statistics.median(t) for n, t in kind.items()} for kind in samples)
     result = {"config": vars(args) | {"output": None}, "threads": torch.get_num_threads(),
               "parameters": {name: sum(p.numel() for p in m.parameters()) for name, m in nets.items()},
               "target_tokens_per_step": int((data["labels"] != -100).sum()),
