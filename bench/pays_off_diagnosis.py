@@ -25,7 +25,6 @@ Writes one JSON; not run in CI.
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import statistics
 import sys
@@ -39,17 +38,12 @@ sys.path.insert(0, str(ROOT / "bench"))
 import pretraining_pays_off as pays_off  # noqa: E402
 
 import selfsup  # noqa: E402,F401
+from selfsup.finetune.tasks import get_finetune_task  # noqa: E402
 
 # Single-piece sentiment antonyms in the recipe's 8,000-piece vocabulary (pairs with a piece
 # missing from a given vocabulary are skipped and listed).
 ANTONYMS = [("good", "bad"), ("great", "terrible"), ("funny", "boring"), ("best", "worst"), ("love", "hate"),
             ("beautiful", "ugly"), ("interesting", "dull"), ("happy", "sad"), ("better", "worse"), ("well", "poorly")]
-
-
-def read_sst2(path: Path, limit: int | None = None) -> tuple[list[str], torch.Tensor]:
-    with open(path, newline="") as f:
-        rows = list(csv.DictReader(f, delimiter="\t", quoting=csv.QUOTE_NONE))[:limit]
-    return [r["sentence"] for r in rows], torch.tensor([int(r["label"]) for r in rows])
 
 
 def geometry(model_dir: Path) -> dict:
@@ -74,10 +68,15 @@ def geometry(model_dir: Path) -> dict:
 
 
 @torch.no_grad()
-def features(model_dir: Path, texts: list[str]) -> dict[str, torch.Tensor]:
+def features(model_dir: Path, *texts: list[str]) -> list[dict[str, torch.Tensor]]:
+    """The four kinds of frozen features of each list of texts, from one load of the model."""
     from transformers import AutoModel, AutoTokenizer
 
     tokenizer, model = AutoTokenizer.from_pretrained(model_dir), AutoModel.from_pretrained(model_dir).eval()
+    return [_features(tokenizer, model, t) for t in texts]
+
+
+def _features(tokenizer, model, texts: list[str]) -> dict[str, torch.Tensor]:
     out = {"cls": [], "pooler": [], "mean_last_layer": [], "mean_embeddings": []}
     for i in range(0, len(texts), 128):
         batch = tokenizer(texts[i:i + 128], padding=True, truncation=True, max_length=128, return_tensors="pt")
@@ -157,13 +156,15 @@ def main() -> None:
     report["geometry"] = {"random": geometry(randoms[args.seeds[0]]), "pretrained": geometry(general)}
     print(json.dumps(report["geometry"], indent=1), flush=True)
 
-    sst2 = (args.data_dir or ROOT.parent / "shared" / "data") / "glue" / "SST-2"
-    texts, labels = read_sst2(sst2 / "train.tsv", args.probe_train + 1000)
-    dev_texts, dev_labels = read_sst2(sst2 / "dev.tsv")
+    sst2 = get_finetune_task("glue/sst2")
+    train_rows = sst2.read(args.data_dir, "train")[:args.probe_train + 1000]
+    dev_rows = sst2.read(args.data_dir, "validation")
+    texts, labels = [r["text"] for r in train_rows], torch.tensor([r["label"] for r in train_rows])
+    dev_texts, dev_labels = [r["text"] for r in dev_rows], torch.tensor([r["label"] for r in dev_rows])
     n = args.probe_train
     report["probes"] = {}
     for name, folder in (("random", randoms[args.seeds[0]]), ("pretrained", general)):
-        train_f, dev_f = features(folder, texts), features(folder, dev_texts)
+        train_f, dev_f = features(folder, texts, dev_texts)
         report["probes"][name] = {k: probe(train_f[k][:n], labels[:n], train_f[k][n:], labels[n:], dev_f[k],
                                            dev_labels) for k in train_f}
         print(name, {k: round(100 * v["dev_accuracy"], 1) for k, v in report["probes"][name].items()}, flush=True)
