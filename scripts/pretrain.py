@@ -104,13 +104,17 @@ def main(args: list[str] | None = None) -> dict:
                       accelerator=accelerator, hparams={**asdict(data_cfg), **asdict(model_cfg)}, tokenizer=tokenizer)
     summary = trainer.train()
     summary["starting_model"] = model_info
+    if data_cfg.streaming:  # each process's last complete pass over its share (None: it finished none)
+        # Gathered before saving, whose barriers give gloo's worker thread time to free the
+        # gather's tensors: one still freeing them when Python shuts down cannot take the GIL
+        # and aborts the process ("terminate called without an active exception"). The group
+        # outlives destroy_process_group() here, since DistributedDataParallel keeps it alive.
+        summary["stream_shards"] = gather_object([data.train.last_pass])
     final_dir = trainer.save_model(out_dir / "model", tokenizer)
     summary.update(wall_seconds=time.time() - start, model_dir=str(final_dir), num_processes=accelerator.num_processes,
                    train_sequences=None if data_cfg.streaming else len(data.train), eval_sequences=len(data.eval),
                    data=asdict(data_cfg), model=asdict(model_cfg), training=asdict(train_cfg),
                    versions=package_versions())
-    if data_cfg.streaming:  # each process's last complete pass over its share (None: it finished none)
-        summary["stream_shards"] = gather_object([data.train.last_pass])
     if accelerator.is_main_process:
         (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
         write_model_card(final_dir, summary)
