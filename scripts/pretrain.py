@@ -1,4 +1,5 @@
-"""BERT pretraining (masked LM + next sentence prediction, or ALBERT's sentence order) on Accelerate.
+"""BERT pretraining (masked LM + next sentence prediction, or ALBERT's sentence order; or ELECTRA's
+replaced-token detection with --objective electra) on Accelerate.
 
     accelerate launch scripts/pretrain.py                     # embedded default, offline, minutes on a CPU
     accelerate launch scripts/pretrain.py --config configs/pretrain/wikitext2-mini.yaml
@@ -21,12 +22,19 @@ from accelerate.utils import gather_object, set_seed
 
 import selfsup  # noqa: F401  (registers selfsup-bert)
 from selfsup.cli import parse_config, run_script
+from selfsup.errors import InputError
 from selfsup.pretrain.config import DataConfig, ModelConfig
 from selfsup.pretrain.data import build_pretraining_data, load_documents
 from selfsup.pretrain.instances import InstanceConfig
 from selfsup.pretrain.masking import MaskingCollator
 from selfsup.pretrain.model_card import write_model_card
-from selfsup.pretrain.objective import count_targets, make_evaluate_fn, pretraining_loss
+from selfsup.pretrain.objective import (
+    count_targets,
+    count_targets_and_tokens,
+    make_evaluate_fn,
+    pretraining_loss,
+    replaced_token_detection_loss,
+)
 from selfsup.pretrain.starting_model import starting_model, starting_tokenizer
 from selfsup.pretrain.streaming import build_streamed_data, check_streaming
 from selfsup.pretrain.tokenizer import check_trained, load_tokenizer, save_trained, train_wordpiece, training_record
@@ -46,6 +54,10 @@ def main(args: list[str] | None = None) -> dict:
                                                   defaults=DEFAULTS)
     if data_cfg.streaming:
         check_streaming(data_cfg, model_cfg, train_cfg)
+    electra = model_cfg.objective == "electra"
+    if electra and data_cfg.sentence_objective != "none":
+        raise InputError("--objective electra has no sentence-level head: set --sentence_objective none",
+                         field="sentence_objective")
     accelerator = make_accelerator(train_cfg)
     start = time.time()
     out_dir = Path(train_cfg.output_dir)
@@ -100,7 +112,8 @@ def main(args: list[str] | None = None) -> dict:
     evaluate_fn = make_evaluate_fn(data.eval, train_collator, train_cfg.per_device_eval_batch_size,
                                    train_cfg.seed, data_cfg.sentence_objective) if len(data.eval) else None
     trainer = Trainer(model, train_cfg, train_rows, train_collator,
-                      loss_fn=pretraining_loss, count_fn=count_targets, evaluate_fn=evaluate_fn,
+                      loss_fn=replaced_token_detection_loss if electra else pretraining_loss,
+                      count_fn=count_targets_and_tokens if electra else count_targets, evaluate_fn=evaluate_fn,
                       accelerator=accelerator, hparams={**asdict(data_cfg), **asdict(model_cfg)}, tokenizer=tokenizer)
     summary = trainer.train()
     summary["starting_model"] = model_info
@@ -124,10 +137,16 @@ def main(args: list[str] | None = None) -> dict:
             pair = data_cfg.sentence_objective
             print(f"held-out MLM accuracy {ev['mlm_accuracy']:.3f} (perplexity {ev['perplexity']:.1f})"
                   + (f", {pair.upper()} accuracy {ev[f'{pair}_accuracy']:.3f} (always guessing the majority "
-                     f"class: {ev[f'{pair}_majority_baseline']:.3f})" if f"{pair}_accuracy" in ev else ""))
-        print("Load it with:\n    import selfsup\n    from transformers import AutoModelForMaskedLM, pipeline\n"
-              f"    fill = pipeline('fill-mask', model='{final_dir}')\n"
-              f"    print(fill('The function returns a [MASK] of strings.'))")
+                     f"class: {ev[f'{pair}_majority_baseline']:.3f})" if f"{pair}_accuracy" in ev else "")
+                  + (f", replaced-token detection accuracy {ev['rtd_accuracy']:.3f} (always guessing 'original': "
+                     f"{ev['rtd_majority_baseline']:.3f})" if "rtd_accuracy" in ev else ""))
+        if electra:  # the discriminator is the model to keep; its generator only served pretraining
+            print(f"Fine-tune it with:\n    accelerate launch scripts/finetune.py --model_name_or_path {final_dir} "
+                  "--task glue/sst2")
+        else:
+            print("Load it with:\n    import selfsup\n    from transformers import AutoModelForMaskedLM, pipeline\n"
+                  f"    fill = pipeline('fill-mask', model='{final_dir}')\n"
+                  f"    print(fill('The function returns a [MASK] of strings.'))")
     accelerator.end_training()  # after the last collective (saving)
     return summary
 

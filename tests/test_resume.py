@@ -1,7 +1,7 @@
 """Exact resume: a run killed with SIGKILL after a checkpoint and resumed ends with the
 same weights, bit for bit, as the run that was never interrupted, with dynamic masking,
-NSP pair sampling and dropout all on, across epoch boundaries, whether the sequences were
-built first or are streamed."""
+NSP pair sampling (or ELECTRA's sampled replacements) and dropout all on, across epoch
+boundaries, whether the sequences were built first or are streamed."""
 from __future__ import annotations
 
 import os
@@ -49,9 +49,14 @@ STREAMED = ("--streaming", "--max_steps", "120", "--gradient_accumulation_steps"
 # an epoch, so more epochs to run past the checkpoint at step 80.
 
 
+# ELECTRA adds the generator's samples, drawn from the global generator that each step seeds;
+# single segments, as with SOP, so more epochs to run past step 80.
+ELECTRA = ("--objective", "electra", "--sentence_objective", "none", "--num_train_epochs", "150")
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("extra", [(), STREAMED, ("--sentence_objective", "sop", "--num_train_epochs", "150")],
-                         ids=["built", "streamed", "sop"])
+@pytest.mark.parametrize("extra", [(), STREAMED, ("--sentence_objective", "sop", "--num_train_epochs", "150"),
+                                   ELECTRA], ids=["built", "streamed", "sop", "electra"])
 def test_pretraining_killed_with_sigkill_and_resumed_equals_the_uninterrupted_run(tmp_path, extra):
     corpus, tokenizer = tmp_path / "corpus.txt", tmp_path / "tokenizer"
     corpus.write_text(CORPUS)

@@ -83,10 +83,19 @@ class SelfsupBertConfig(SelfsupConfig):
         classifier_dropout (`float`, *optional*): dropout before a fine-tuning head's classifier;
             None = ``hidden_dropout_prob``.
         tie_word_embeddings (`bool`, defaults to True): the MLM output matrix is the token embedding.
+        generator_num_hidden_layers (`int`, defaults to 1): ELECTRA pretraining only
+            (``SelfsupBertForReplacedTokenDetection``): blocks of the generator, a masked LM that
+            shares the embeddings; ELECTRA keeps it smaller than the discriminator, or its
+            replacements become too hard to detect.
+        generator_intermediate_size (`int`, *optional*): the generator's feed-forward width;
+            None = ``intermediate_size``.
+        rtd_loss_weight (`float`, defaults to 50.0): ELECTRA's lambda, the weight of the
+            replaced-token-detection loss against the generator's MLM loss.
     """
 
     model_type = "selfsup-bert"
-    _non_negative = (*SelfsupConfig._non_negative, "type_vocab_size")
+    _positive = (*SelfsupConfig._positive, "generator_num_hidden_layers")
+    _non_negative = (*SelfsupConfig._non_negative, "type_vocab_size", "rtd_loss_weight")
     _probabilities = (*SelfsupConfig._probabilities, "classifier_dropout")
 
     vocab_size: int = 30522
@@ -106,6 +115,9 @@ class SelfsupBertConfig(SelfsupConfig):
     position_embedding_type: str = "learned"
     classifier_dropout: float | int | None = None
     tie_word_embeddings: bool = True
+    generator_num_hidden_layers: int = 1
+    generator_intermediate_size: int | None = None
+    rtd_loss_weight: float | int = 50.0
 
 
 @strict

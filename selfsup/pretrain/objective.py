@@ -1,4 +1,5 @@
-"""The MLM + NSP (or SOP) objective for the shared loop: normalisers, loss and evaluation."""
+"""The pretraining objectives for the shared loop: MLM + NSP (or SOP), and ELECTRA's
+replaced-token detection; their normalisers, losses and evaluation."""
 from __future__ import annotations
 
 import math
@@ -28,6 +29,19 @@ def pretraining_loss(model, batch: dict, counts: dict[str, torch.Tensor], state=
     return loss, out
 
 
+def count_targets_and_tokens(batch: dict) -> dict[str, torch.Tensor]:
+    """ELECTRA's normalisers: masked tokens (the generator's MLM) and real tokens (detection)."""
+    return {**count_targets(batch), "real_tokens": batch["attention_mask"].sum()}
+
+
+def replaced_token_detection_loss(model, batch: dict, counts: dict[str, torch.Tensor], state=None):
+    """The generator's MLM over masked tokens / masked tokens in the window, plus lambda x the
+    detection loss summed over real tokens / real tokens in the window."""
+    out = model(**batch, num_items_in_batch=counts["tokens"].clamp(min=1),
+                num_tokens_in_batch=counts["real_tokens"].clamp(min=1))
+    return out.loss, out
+
+
 def fixed_masks(eval_dataset, collator, seed: int) -> list[dict]:
     """Masks every held-out sequence once, with a generator seeded by (seed, its index), so
     that every evaluation scores the same positions whatever the batch size or the number
@@ -49,13 +63,15 @@ def fixed_masks(eval_dataset, collator, seed: int) -> list[dict]:
 
 
 def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentence_objective: str = "nsp"):
-    """Held-out MLM loss / accuracy / perplexity and the sentence objective's accuracy and
-    majority baseline, named for it (``nsp_*`` or ``sop_*``: both are read from the
+    """Held-out MLM loss / accuracy / perplexity (ELECTRA: the generator's), the sentence
+    objective's accuracy and majority baseline, named for it (``nsp_*`` or ``sop_*``: both are read from the
     ``next_sentence_label`` column by the same 2-way head), from running counts
     summed over processes. Each process scores a disjoint slice (every sequence exactly
     once: no padding duplicates as a prepared DataLoader would add), with masks fixed once
     by :func:`fixed_masks`, so the scores do not depend on ``batch_size`` or the number of
-    processes. ``collator`` gives the masking settings and padding."""
+    processes. ``collator`` gives the masking settings and padding. With ELECTRA, also the
+    detection accuracy over real tokens and its baseline, always guessing "original" (its
+    replacements are sampled, so they vary with the step, not with the batching alone)."""
     rows = None
 
     def evaluate(model, accelerator, state=None) -> dict[str, float]:
@@ -66,7 +82,7 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
         device = accelerator.device
         sums = {k: torch.zeros((), device=device, dtype=torch.float64)
                 for k in ("mlm_loss", "mlm_correct", "mlm_total", "pair_correct", "pair_ones", "pair_total",
-                          "sequences")}
+                          "sequences", "rtd_correct", "rtd_replaced", "rtd_total")}
         # The wrapped model runs collectives in its forward (DDP syncs buffers, FSDP gathers
         # parameters), so every process runs as many batches as the one with the longest
         # slice; a process whose slice is over runs its first rows again and counts nothing.
@@ -88,6 +104,11 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
                 sums["pair_correct"] += (out.seq_relationship_logits.argmax(-1) == pair_labels).sum()
                 sums["pair_ones"] += (pair_labels == 1).sum()
                 sums["pair_total"] += pair_labels.numel()
+            if getattr(out, "rtd_logits", None) is not None:
+                real = batch["attention_mask"].bool()
+                sums["rtd_correct"] += ((out.rtd_logits > 0) == out.replaced)[real].sum()
+                sums["rtd_replaced"] += out.replaced[real].sum()
+                sums["rtd_total"] += real.sum()
         sums = accelerator.reduce(sums, reduction="sum")
         mlm_loss = (sums["mlm_loss"] / sums["mlm_total"].clamp(min=1)).item()
         metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": (sums["mlm_correct"] / sums["mlm_total"].clamp(min=1)).item(),
@@ -99,6 +120,9 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
             # NSP pair building gives more than half "random" pairs on corpora of short documents.
             ones = (sums["pair_ones"] / sums["pair_total"]).item()
             metrics[f"{sentence_objective}_majority_baseline"] = max(ones, 1.0 - ones)
+        if sums["rtd_total"] > 0:
+            metrics["rtd_accuracy"] = (sums["rtd_correct"] / sums["rtd_total"]).item()
+            metrics["rtd_majority_baseline"] = 1.0 - (sums["rtd_replaced"] / sums["rtd_total"]).item()
         return metrics
 
     return evaluate

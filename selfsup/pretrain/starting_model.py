@@ -27,6 +27,7 @@ from ..modeling.convert_bert import (
     read_config_json,
     read_state_dict,
 )
+from ..modeling.electra import SelfsupBertForReplacedTokenDetection
 from ..resources import require_model
 from .tokenizer import load_tokenizer
 
@@ -101,11 +102,17 @@ def starting_model(model_cfg, tokenizer, max_seq_length: int, log: Callable[[str
     or converted (bert). Call after seeding: initialised heads depend on the seed."""
     from transformers import AutoModelForPreTraining
 
+    electra = model_cfg.objective == "electra"
     if not model_cfg.model_name_or_path:
-        fields = {k: v for k, v in asdict(model_cfg).items() if k != "model_name_or_path"}
+        fields = {k: v for k, v in asdict(model_cfg).items() if k not in ("model_name_or_path", "objective")}
         config = SelfsupBertConfig(vocab_size=len(tokenizer), pad_token_id=tokenizer.pad_token_id,
                                    max_position_embeddings=max(512, max_seq_length), **fields)
-        return AutoModelForPreTraining.from_config(config), {"source": None, "initialized": ["all (a new model)"]}
+        model = SelfsupBertForReplacedTokenDetection(config) if electra else AutoModelForPreTraining.from_config(config)
+        return model, {"source": None, "initialized": ["all (a new model)"]}
+    if electra:
+        raise InputError("--objective electra starts from a new model: continuing ELECTRA pretraining from a "
+                         "checkpoint is not supported (its generator is not saved in a fine-tuned or BERT folder)",
+                         field="model_name_or_path")
 
     folder = checkpoint_folder(model_cfg.model_name_or_path)
     hf_config = read_config(folder)
