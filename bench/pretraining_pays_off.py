@@ -243,7 +243,7 @@ def embryology_plot(points: list[dict], evals: list[dict], seconds_at: dict[int,
             color="C3", label="SST-2 dev accuracy after fine-tuning")
     ax.plot([minutes(e["step"]) for e in evals], [100 * e["eval/mlm_accuracy"] for e in evals], "s--", color="C0",
             label="held-out MLM accuracy")
-    for objective in ("nsp", "sop"):
+    for objective in ("nsp", "sop", "rtd"):  # rtd: ELECTRA's replaced-token detection
         scored = [e for e in evals if f"eval/{objective}_accuracy" in e]
         if not scored:
             continue
@@ -251,7 +251,7 @@ def embryology_plot(points: list[dict], evals: list[dict], seconds_at: dict[int,
         ax.plot(xs, [100 * e[f"eval/{objective}_accuracy"] for e in scored], "^--", color="C2",
                 label=f"held-out {objective.upper()} accuracy")
         majority = [e for e in scored if f"eval/{objective}_majority_baseline" in e]
-        if majority:  # a sentence head is only learning once it beats always guessing the frequent class
+        if majority:  # a head is only learning once it beats always guessing the frequent class
             ax.axhline(100 * majority[-1][f"eval/{objective}_majority_baseline"], color="C2", alpha=0.4, linestyle=":",
                        label=f"{objective.upper()} majority baseline")
     ax.set(xlabel="pretraining time (minutes, 2 CPU cores)", ylabel="%",

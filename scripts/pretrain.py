@@ -139,7 +139,7 @@ def main(args: list[str] | None = None) -> dict:
                   + (f", {pair.upper()} accuracy {ev[f'{pair}_accuracy']:.3f} (always guessing the majority "
                      f"class: {ev[f'{pair}_majority_baseline']:.3f})" if f"{pair}_accuracy" in ev else "")
                   + (f", replaced-token detection accuracy {ev['rtd_accuracy']:.3f} (always guessing 'original': "
-                     f"{ev['rtd_majority_baseline']:.3f})" if "rtd_accuracy" in ev else ""))
+                     f"{ev['rtd_majority_baseline']:.3f}; AUC {ev['rtd_auc']:.3f})" if "rtd_accuracy" in ev else ""))
         if electra:  # the discriminator is the model to keep; its generator only served pretraining
             print(f"Fine-tune it with:\n    accelerate launch scripts/finetune.py --model_name_or_path {final_dir} "
                   "--task glue/sst2")

@@ -19,6 +19,7 @@ from selfsup.errors import InputError
 from selfsup.modeling import SelfsupBertConfig
 from selfsup.modeling.electra import SelfsupBertForReplacedTokenDetection
 from selfsup.pretrain.config import ModelConfig
+from selfsup.pretrain.objective import histogram_auc, logit_histogram
 from selfsup.pretrain.starting_model import starting_model
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -145,7 +146,7 @@ def test_the_script_reports_held_out_detection_accuracy_against_always_guessing_
     result = _run(tmp_path, "--sentence_objective", "none")
     assert result.returncode == 0, result.stderr[-3000:]
     ev = json.loads((tmp_path / "run" / "summary.json").read_text())["eval"]
-    assert 0 <= ev["rtd_accuracy"] <= 1 and 0.5 < ev["rtd_majority_baseline"] < 1
+    assert 0 <= ev["rtd_accuracy"] <= 1 and 0.5 < ev["rtd_majority_baseline"] < 1 and 0 <= ev["rtd_auc"] <= 1
     assert "mlm_accuracy" in ev and "nsp_accuracy" not in ev
     assert "replaced-token detection accuracy" in result.stdout
 
@@ -154,3 +155,13 @@ def test_electra_with_a_sentence_objective_is_refused_naming_the_flag(tmp_path):
     result = _run(tmp_path, "--sentence_objective", "nsp")
     assert result.returncode == 2
     assert "sentence_objective" in result.stderr and "electra" in result.stderr
+
+
+def test_the_histogram_auc_is_the_pairwise_auc_within_a_bin():
+    torch.manual_seed(3)
+    replaced, original = torch.randn(300) + 1.0, torch.randn(2000) * 2
+    pairwise = (replaced[:, None] > original[None, :]).float().mean().item()
+    assert abs(histogram_auc(logit_histogram(replaced), logit_histogram(original)) - pairwise) < 0.005
+    # perfectly separated, and identical scores (every pair a tie)
+    assert histogram_auc(logit_histogram(torch.full((5,), 3.0)), logit_histogram(torch.full((7,), -3.0))) == 1.0
+    assert histogram_auc(logit_histogram(torch.zeros(5)), logit_histogram(torch.zeros(7))) == 0.5

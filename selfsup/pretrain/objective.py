@@ -62,6 +62,25 @@ def fixed_masks(eval_dataset, collator, seed: int) -> list[dict]:
     return rows
 
 
+# Detection logits binned 0.05 wide over [-12, 12] (and two open-ended bins): histograms sum
+# exactly over batches and processes, and the AUC read from them is within a tie of the exact one.
+RTD_EDGES = torch.linspace(-12.0, 12.0, 481)
+
+
+def logit_histogram(logits: torch.Tensor) -> torch.Tensor:
+    """Counts of ``logits`` in the bins of RTD_EDGES, as float64 (len(RTD_EDGES) + 1 bins)."""
+    bins = torch.bucketize(logits.detach().float(), RTD_EDGES.to(logits.device))
+    return torch.bincount(bins, minlength=len(RTD_EDGES) + 1).double()
+
+
+def histogram_auc(positive: torch.Tensor, negative: torch.Tensor) -> float:
+    """ROC AUC, P(a positive scores above a negative) + half P(a tie), from per-bin counts;
+    a pair in one bin counts as a tie."""
+    below = torch.cumsum(negative, 0) - negative  # negatives in lower bins
+    pairs = positive.sum() * negative.sum()
+    return ((positive * (below + 0.5 * negative)).sum() / pairs).item() if pairs > 0 else float("nan")
+
+
 def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentence_objective: str = "nsp"):
     """Held-out MLM loss / accuracy / perplexity (ELECTRA: the generator's), the sentence
     objective's accuracy and majority baseline, named for it (``nsp_*`` or ``sop_*``: both are read from the
@@ -70,8 +89,10 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
     once: no padding duplicates as a prepared DataLoader would add), with masks fixed once
     by :func:`fixed_masks`, so the scores do not depend on ``batch_size`` or the number of
     processes. ``collator`` gives the masking settings and padding. With ELECTRA, also the
-    detection accuracy over real tokens and its baseline, always guessing "original" (its
-    replacements are sampled, so they vary with the step, not with the batching alone)."""
+    detection accuracy over real tokens, its baseline (always guessing "original", which a
+    detector unsure of every token also scores) and its ROC AUC, which ranks replaced tokens
+    against originals whatever the threshold (the replacements are sampled, so they vary
+    with the step, not with the batching alone)."""
     rows = None
 
     def evaluate(model, accelerator, state=None) -> dict[str, float]:
@@ -83,6 +104,8 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
         sums = {k: torch.zeros((), device=device, dtype=torch.float64)
                 for k in ("mlm_loss", "mlm_correct", "mlm_total", "pair_correct", "pair_ones", "pair_total",
                           "sequences", "rtd_correct", "rtd_replaced", "rtd_total")}
+        for k in ("rtd_hist_replaced", "rtd_hist_original"):
+            sums[k] = torch.zeros(len(RTD_EDGES) + 1, device=device, dtype=torch.float64)
         # The wrapped model runs collectives in its forward (DDP syncs buffers, FSDP gathers
         # parameters), so every process runs as many batches as the one with the longest
         # slice; a process whose slice is over runs its first rows again and counts nothing.
@@ -109,6 +132,8 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
                 sums["rtd_correct"] += ((out.rtd_logits > 0) == out.replaced)[real].sum()
                 sums["rtd_replaced"] += out.replaced[real].sum()
                 sums["rtd_total"] += real.sum()
+                sums["rtd_hist_replaced"] += logit_histogram(out.rtd_logits[real & out.replaced])
+                sums["rtd_hist_original"] += logit_histogram(out.rtd_logits[real & ~out.replaced])
         sums = accelerator.reduce(sums, reduction="sum")
         mlm_loss = (sums["mlm_loss"] / sums["mlm_total"].clamp(min=1)).item()
         metrics = {"mlm_loss": mlm_loss, "mlm_accuracy": (sums["mlm_correct"] / sums["mlm_total"].clamp(min=1)).item(),
@@ -123,6 +148,7 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
         if sums["rtd_total"] > 0:
             metrics["rtd_accuracy"] = (sums["rtd_correct"] / sums["rtd_total"]).item()
             metrics["rtd_majority_baseline"] = 1.0 - (sums["rtd_replaced"] / sums["rtd_total"]).item()
+            metrics["rtd_auc"] = histogram_auc(sums["rtd_hist_replaced"], sums["rtd_hist_original"])
         return metrics
 
     return evaluate
