@@ -75,7 +75,8 @@ def main() -> None:
     rows = [{k: r[k] for k in ("input_ids", "token_type_ids", "word_ids")} for r in data.eval]
     accelerator = Accelerator(cpu=True)
     folders = sorted((int(c.name.split("-")[1]), c / "model") for c in (args.run / "checkpoints").glob("step-*"))
-    folders.append((summary["steps"], args.run / "model"))
+    if not folders or folders[-1][0] != summary["steps"]:  # the final model, unless checkpointed at its step
+        folders.append((summary["steps"], args.run / "model"))
     points = []
     for step, folder in folders:
         model = SelfsupBertForReplacedTokenDetection.from_pretrained(folder).eval()
