@@ -149,6 +149,9 @@ def test_the_script_reports_held_out_detection_accuracy_against_always_guessing_
     assert 0 <= ev["rtd_accuracy"] <= 1 and 0.5 < ev["rtd_majority_baseline"] < 1 and 0 <= ev["rtd_auc"] <= 1
     assert "mlm_accuracy" in ev and "nsp_accuracy" not in ev
     assert "replaced-token detection accuracy" in result.stdout
+    card = (tmp_path / "run" / "model" / "README.md").read_text()  # a fine-tuning start, not a fill-mask model
+    assert "replaced-token detection" in card and "AutoModelForSequenceClassification" in card
+    assert "fill-mask" not in card
 
 
 def test_electra_with_a_sentence_objective_is_refused_naming_the_flag(tmp_path):

@@ -22,19 +22,28 @@ def write_model_card(folder: str | Path, summary: dict) -> Path:
     config = json.loads((folder / "config.json").read_text())
     objective = {"nsp": "masked LM + next sentence prediction", "sop": "masked LM + sentence-order prediction",
                  "none": "masked LM"}[summary["data"].get("sentence_objective", "nsp")]
+    # ELECTRA's folder is for fine-tuning: its generator's MLM head is a pretraining aid, not the model.
+    electra = (summary.get("model") or {}).get("objective") == "electra"
+    if electra:
+        objective = "ELECTRA's replaced-token detection"
+        load = ("import selfsup  # registers the selfsup-bert model type\n"
+                "from transformers import AutoModelForSequenceClassification\n"
+                f"model = AutoModelForSequenceClassification.from_pretrained(\"{folder}\", num_labels=2)")
+    else:
+        load = ("import selfsup  # registers the selfsup-bert model type\nfrom transformers import pipeline\n"
+                f"fill = pipeline(\"fill-mask\", model=\"{folder}\")")
     sequences = (f"{summary['train_sequences']} training sequences" if summary["train_sequences"] is not None
                  else f"{summary['train_samples']} sequences streamed")
     start = summary.get("starting_model") or {}
     return write(
-        folder, title=f"selfsup-bert pretrained with {objective}", pipeline_tag="fill-mask",
-        tags=("selfsup-bert", "bert", "masked-lm"), base_model=start.get("source"),
+        folder, title=f"selfsup-bert pretrained with {objective}", pipeline_tag=None if electra else "fill-mask",
+        tags=("selfsup-bert", "bert", "electra" if electra else "masked-lm"), base_model=start.get("source"),
         summary=f"Trained with `scripts/pretrain.py` on `{summary['data']['corpus']}` ({sequences}, "
                 f"{summary['steps']} optimizer steps, {summary['num_processes']} process(es), "
                 f"{summary['wall_seconds']:.0f} s). Metrics: held-out documents never seen in training"
                 + ("." if ev else " (this run held out none)."),
-        load=f"import selfsup  # registers the selfsup-bert model type\nfrom transformers import pipeline\n"
-             f"fill = pipeline(\"fill-mask\", model=\"{folder}\")",
-        results=held_out_results("fill-mask", summary["data"]["corpus"], ev),
+        load=load, results=held_out_results("replaced-token-detection" if electra else "fill-mask",
+                                            summary["data"]["corpus"], ev),
         details={"Model config": {k: config[k] for k in (
                      "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "vocab_size",
                      "max_position_embeddings", "pre_layer_norm") if k in config},
