@@ -103,7 +103,7 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
         device = accelerator.device
         sums = {k: torch.zeros((), device=device, dtype=torch.float64)
                 for k in ("mlm_loss", "mlm_correct", "mlm_total", "pair_correct", "pair_ones", "pair_total",
-                          "sequences", "rtd_correct", "rtd_replaced", "rtd_total")}
+                          "sequences", "rtd_correct")}
         for k in ("rtd_hist_replaced", "rtd_hist_original"):
             sums[k] = torch.zeros(len(RTD_EDGES) + 1, device=device, dtype=torch.float64)
         # The wrapped model runs collectives in its forward (DDP syncs buffers, FSDP gathers
@@ -130,8 +130,6 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
             if getattr(out, "rtd_logits", None) is not None:
                 real = batch["attention_mask"].bool()
                 sums["rtd_correct"] += ((out.rtd_logits > 0) == out.replaced)[real].sum()
-                sums["rtd_replaced"] += out.replaced[real].sum()
-                sums["rtd_total"] += real.sum()
                 sums["rtd_hist_replaced"] += logit_histogram(out.rtd_logits[real & out.replaced])
                 sums["rtd_hist_original"] += logit_histogram(out.rtd_logits[real & ~out.replaced])
         sums = accelerator.reduce(sums, reduction="sum")
@@ -145,9 +143,12 @@ def make_evaluate_fn(eval_dataset, collator, batch_size: int, seed: int, sentenc
             # NSP pair building gives more than half "random" pairs on corpora of short documents.
             ones = (sums["pair_ones"] / sums["pair_total"]).item()
             metrics[f"{sentence_objective}_majority_baseline"] = max(ones, 1.0 - ones)
-        if sums["rtd_total"] > 0:
-            metrics["rtd_accuracy"] = (sums["rtd_correct"] / sums["rtd_total"]).item()
-            metrics["rtd_majority_baseline"] = 1.0 - (sums["rtd_replaced"] / sums["rtd_total"]).item()
+        # The histograms count every real token once: their totals are the replaced and all tokens.
+        replaced = sums["rtd_hist_replaced"].sum()
+        total = replaced + sums["rtd_hist_original"].sum()
+        if total > 0:
+            metrics["rtd_accuracy"] = (sums["rtd_correct"] / total).item()
+            metrics["rtd_majority_baseline"] = 1.0 - (replaced / total).item()
             metrics["rtd_auc"] = histogram_auc(sums["rtd_hist_replaced"], sums["rtd_hist_original"])
         return metrics
 
