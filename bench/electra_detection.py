@@ -31,16 +31,17 @@ from selfsup.pretrain.objective import histogram_auc, logit_histogram, make_eval
 from selfsup.pretrain.tokenizer import load_tokenizer  # noqa: E402
 
 
-def random_replacement_auc(model, rows: list[dict], collator, vocab: int, seed: int, batch_size: int) -> float:
-    """AUC of the detector when 15% of real tokens are replaced by uniformly drawn ones."""
+def random_replacement_auc(model, rows: list[dict], collator, seed: int, batch_size: int) -> float:
+    """AUC of the detector when 15% of the text's tokens (never [CLS], [SEP] or padding) are
+    replaced by ordinary tokens drawn uniformly, as the collator draws its random ones."""
     generator = torch.Generator().manual_seed(seed)
+    pool = collator.ordinary_ids
     replaced_hist = original_hist = 0
     for start in range(0, len(rows), batch_size):
         batch = collator.pad(rows[start:start + batch_size])
         ids, real = batch["input_ids"], batch["attention_mask"].bool()  # the held-out text, unmasked
-        pick = (torch.rand(ids.shape, generator=generator) < 0.15) & real
-        pick[:, 0] = False  # [CLS]
-        corrupted = torch.where(pick, torch.randint(5, vocab, ids.shape, generator=generator), ids)
+        pick = (torch.rand(ids.shape, generator=generator) < 0.15) & (batch["word_ids"] >= 0)  # -1: special, pad
+        corrupted = torch.where(pick, pool[torch.randint(len(pool), ids.shape, generator=generator)], ids)
         replaced = corrupted != ids
         with torch.no_grad():
             logits = model.discriminator_head(model.bert(corrupted, batch["attention_mask"],
@@ -83,8 +84,7 @@ def main() -> None:
         set_seed(seed)  # the generator's samples: the same draws for every checkpoint
         with torch.no_grad():
             metrics = evaluate(model, accelerator)
-        metrics["random_replacement_auc"] = random_replacement_auc(model, rows, collator, len(tokenizer), seed,
-                                                                   batch_size)
+        metrics["random_replacement_auc"] = random_replacement_auc(model, rows, collator, seed, batch_size)
         points.append({"step": step, **metrics})
         print(json.dumps(points[-1]), flush=True)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -52,6 +52,11 @@ class MaskingCollator:
         self._random_ids = allowed.nonzero().squeeze(1)
         self._special_ids = torch.tensor(sorted(set(self.special_token_ids) | {self.pad_token_id, self.mask_token_id}))
 
+    @property
+    def ordinary_ids(self) -> torch.Tensor:
+        """The ids random replacements are drawn from: the vocabulary less its special tokens."""
+        return self._random_ids
+
     def set_epoch(self, epoch: int) -> None:
         self.epoch = epoch
 
