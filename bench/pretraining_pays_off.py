@@ -12,8 +12,9 @@ Models, each fine-tuned with the same budget on SST-2, MRPC, STS-B, CoLA and RTE
   (d) minilm   all-MiniLM-L6-v2, a real pretrained BERT: the ceiling.
 The budget: at most --max_train_samples training examples, --epochs epochs, batch 32,
 warmup 10%, the best epoch on dev (as every fine-tuning run here keeps). The learning rate
-of each (model, task) is chosen on seed 0 from a small grid (--lrs), then the other seeds
-run at it; the table gives mean ± std over the seeds at the chosen rate.
+of each (model, task) is chosen on seed 0 from a small grid (--lr_ours, --lr_minilm; times
+--embedding_lr_ratios for the input embedding table), then the other seeds run at it; the
+table gives mean ± std over the seeds at the chosen setting.
 
 Also made: convergence.png (fine-tuning loss and dev metric against steps, (a) against
 (b), the lecture's "pretrained vs random initialization" figure) and embryology.png (SST-2
@@ -119,6 +120,7 @@ def finetune(job: dict) -> dict:
     if not (out / "metrics.json").exists():
         cmd = [sys.executable, str(ROOT / "scripts" / "finetune.py"), "--task", job["task"],
                "--model_name_or_path", job["model"], "--learning_rate", str(job["lr"]), "--seed", str(job["seed"]),
+               "--embedding_lr_ratio", str(job.get("embedding_lr_ratio", 1.0)),
                "--num_train_epochs", str(job["epochs"]), "--per_device_train_batch_size", "32",
                "--warmup_ratio", "0.1", "--max_seq_length", "128", "--report_to", "none", "--logging_steps", "10",
                "--cpu_threads", str(job["threads"]), "--output_dir", str(out)]
@@ -146,22 +148,30 @@ def score(result: dict) -> float:
     return result["metrics"]["best"][get_finetune_task(result["task"]).selection_metric]
 
 
+def setting_name(lr: float, ratio: float) -> str:
+    return f"lr{lr:g}" if ratio == 1 else f"lr{lr:g}-emb{ratio:g}"  # ratio 1: the folders of earlier runs
+
+
 def grid(starts: dict, args) -> list[dict]:
-    """Seed 0 at every rate of the grid, then the other seeds at the best rate."""
+    """Seed 0 at every setting of the grid (rate x embedding ratio), then the other seeds at the best."""
     base = {"epochs": args.epochs, "max_train_samples": args.max_train_samples, "threads": args.threads,
             "data_dir": str(args.data_dir) if args.data_dir else None}
 
-    def job(model, task, lr, seed, **extra):
-        return {**base, "model_kind": model, "task": task, "lr": lr, "seed": seed,
+    def job(model, task, setting, seed, **extra):
+        lr, ratio = setting
+        return {**base, "model_kind": model, "task": task, "lr": lr, "embedding_lr_ratio": ratio, "seed": seed,
                 "model": str(starts[model](task, seed)),
-                "out": str(args.work_dir / "finetune" / model / task.split("/")[1] / f"lr{lr:g}-seed{seed}"), **extra}
+                "out": str(args.work_dir / "finetune" / model / task.split("/")[1]
+                           / f"{setting_name(lr, ratio)}-seed{seed}"), **extra}
 
     pairs = [(m, t) for m in args.models for t in args.tasks]
-    first = run_jobs([job(m, t, lr, args.seeds[0]) for m, t in pairs for lr in args.lrs[m]], args.jobs)
+    settings = {m: [(lr, ratio) for lr in args.lrs[m] for ratio in args.embedding_lr_ratios] for m in args.models}
+    first = run_jobs([job(m, t, st, args.seeds[0]) for m, t in pairs for st in settings[m]], args.jobs)
     chosen = {}
     for m, t in pairs:
         tried = [r for r in first if (r["model_kind"], r["task"]) == (m, t)]
-        chosen[m, t] = max(tried, key=score)["lr"]
+        best = max(tried, key=score)
+        chosen[m, t] = (best["lr"], best["embedding_lr_ratio"])
     rest = run_jobs([job(m, t, chosen[m, t], s) for m, t in pairs for s in args.seeds[1:]], args.jobs)
     return first + rest, chosen
 
@@ -178,16 +188,20 @@ def table(results: list[dict], chosen: dict, args) -> tuple[dict, str]:
         row, means = [], []
         for t in args.tasks:
             values = [100 * score(r) for r in results
-                      if (r["model_kind"], r["task"], r["lr"]) == (m, t, chosen[m, t])]
+                      if (r["model_kind"], r["task"], (r["lr"], r["embedding_lr_ratio"])) == (m, t, chosen[m, t])]
             mean, std = statistics.mean(values), statistics.stdev(values) if len(values) > 1 else 0.0
-            cells[f"{m}/{t}"] = {"mean": mean, "std": std, "values": values, "lr": chosen[m, t]}
+            lr, ratio = chosen[m, t]
+            cells[f"{m}/{t}"] = {"mean": mean, "std": std, "values": values, "lr": lr, "embedding_lr_ratio": ratio}
             means.append(mean)
             row.append(f"{mean:.1f} ± {std:.1f}")
         cells[f"{m}/average"] = {"mean": statistics.mean(means)}
         lines.append(f"| {LABELS[m]} | " + " | ".join(row) + f" | {statistics.mean(means):.1f} |")
     lines.append("")
+    def setting(lr, ratio):
+        return f"{lr:g}" if ratio == 1 else f"{lr:g} (embeddings x{ratio:g})"
+
     lines.append("Learning rate chosen on seed 0: " + "; ".join(
-        f"{m} " + ", ".join(f"{t.split('/')[1]} {chosen[m, t]:g}" for t in args.tasks) for m in args.models))
+        f"{m} " + ", ".join(f"{t.split('/')[1]} {setting(*chosen[m, t])}" for t in args.tasks) for m in args.models))
     return cells, "\n".join(lines)
 
 
@@ -217,16 +231,18 @@ def convergence_plot(curves: dict[str, Path], metric: str, path: Path) -> None:
     fig.savefig(path, dpi=110)
 
 
-def embryology(pretrain_dir: Path, random_seed0: Path, lr: float, args) -> list[dict]:
+def embryology(pretrain_dir: Path, random_seed0: Path, setting: tuple[float, float], args) -> list[dict]:
     """SST-2 dev accuracy of each pretraining checkpoint (step 0: the random init)."""
     checkpoints = [(0, random_seed0)] + sorted(
         (int(c.name.split("-")[1]), c / "model") for c in (pretrain_dir / "checkpoints").glob("step-*")
         if (c / "model" / "model.safetensors").exists())
-    base = {"task": "glue/sst2", "lr": lr, "seed": args.seeds[0], "epochs": args.epochs, "threads": args.threads,
+    base = {"task": "glue/sst2", "lr": setting[0], "embedding_lr_ratio": setting[1], "seed": args.seeds[0],
+            "epochs": args.epochs, "threads": args.threads,
             "max_train_samples": args.max_train_samples, "model_kind": "embryology",
             "data_dir": str(args.data_dir) if args.data_dir else None}
+    suffix = "" if setting[1] == 1 else f"-emb{setting[1]:g}"
     jobs = [{**base, "model": str(m), "pretraining_step": s,
-             "out": str(args.work_dir / "embryology" / f"step{s}")} for s, m in checkpoints]
+             "out": str(args.work_dir / "embryology" / f"step{s}{suffix}")} for s, m in checkpoints]
     return run_jobs(jobs, args.jobs)
 
 
@@ -273,6 +289,8 @@ def main() -> None:
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--lr_ours", nargs="+", type=float, default=[3e-4, 1e-3])
     p.add_argument("--lr_minilm", nargs="+", type=float, default=[5e-5, 1.5e-4])
+    p.add_argument("--embedding_lr_ratios", nargs="+", type=float, default=[1.0],
+                   help="the input embedding table's rate as multiples of the rate: a second grid axis")
     p.add_argument("--epochs", type=float, default=3)
     p.add_argument("--max_train_samples", type=int, default=20000)
     p.add_argument("--tapt_steps", type=int, default=300)
@@ -307,11 +325,14 @@ def main() -> None:
     # Convergence: (a) against (b) on SST-2, evaluated every 50 steps, each at its chosen rate.
     figures = {}
     if {"random", "general"} <= set(args.models) and "glue/sst2" in args.tasks:
-        curve_jobs = [{"model_kind": m, "task": "glue/sst2", "lr": chosen[m, "glue/sst2"], "seed": args.seeds[0],
+        curve_jobs = [{"model_kind": m, "task": "glue/sst2", "lr": chosen[m, "glue/sst2"][0],
+                       "embedding_lr_ratio": chosen[m, "glue/sst2"][1], "seed": args.seeds[0],
                        "model": str(starts[m]("glue/sst2", args.seeds[0])), "epochs": args.epochs,
                        "max_train_samples": args.max_train_samples, "threads": args.threads, "eval_steps": 50,
                        "data_dir": str(args.data_dir) if args.data_dir else None,
-                       "out": str(args.work_dir / "curves" / m)} for m in ("random", "general")]
+                       "out": str(args.work_dir / "curves" / (m if chosen[m, "glue/sst2"][1] == 1 else
+                                                               f"{m}-emb{chosen[m, 'glue/sst2'][1]:g}"))}
+                      for m in ("random", "general")]
         run_jobs(curve_jobs, args.jobs)
         convergence_plot({LABELS[j["model_kind"]]: Path(j["out"]) for j in curve_jobs}, "accuracy",
                          args.output / "convergence.png")
@@ -331,11 +352,13 @@ def main() -> None:
     report = {"command": " ".join(sys.argv), "tasks": args.tasks, "models": {m: LABELS[m] for m in args.models},
               "budget": {"epochs": args.epochs, "max_train_samples": args.max_train_samples, "batch": 32,
                          "seeds": args.seeds, "lr_grid": {m: args.lrs[m] for m in args.models},
+                         "embedding_lr_ratios": args.embedding_lr_ratios,
                          "tapt_steps": args.tapt_steps, "tapt_lr": args.tapt_lr},
               "pretraining": {"dir": str(run), "eval": pretrain_summary and pretrain_summary["eval"],
                               "steps": pretrain_summary and pretrain_summary["steps"]},
               "cells": cells, "figures": figures,
-              "runs": [{k: r[k] for k in ("model_kind", "task", "lr", "seed")} | {"best": r["metrics"]["best"],
+              "runs": [{k: r[k] for k in ("model_kind", "task", "lr", "embedding_lr_ratio", "seed")}
+                       | {"best": r["metrics"]["best"],
                        "train_seconds": r["metrics"]["train_seconds"]} for r in results]}
     (args.output / "results.json").write_text(json.dumps(report, indent=2))
     (args.output / "table.md").write_text(markdown + "\n")

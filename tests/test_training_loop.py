@@ -14,6 +14,7 @@ from safetensors.torch import load_file
 from transformers import AutoModelForMaskedLM
 
 import selfsup  # noqa: F401  (registers the Auto classes)
+from selfsup.errors import InputError
 from selfsup.modeling import SelfsupBertForMaskedLM
 from selfsup.training import NonFiniteLossError, Trainer
 from selfsup.training.checkpoint import latest_checkpoint, list_checkpoints
@@ -101,6 +102,30 @@ def test_no_weight_decay_on_biases_and_layer_norms():
     assert all(names[id(p)].endswith("weight") and p.ndim == 2 for p in decay["params"])
     assert any("norm" in names[id(p)] for p in no_decay["params"])
     assert all(p.ndim == 1 for p in no_decay["params"])
+
+
+def test_embedding_lr_ratio_moves_the_input_table_that_many_times_further(tmp_path):
+    # Adam's first update is lr * g / (|g| + eps): a step of the peak rate (to eps) on every weight
+    # with a gradient. With ratio 10 the input table (tied to the MLM decoder here) steps 10x.
+    trainer = make_trainer(tmp_path, per_device_batch=8, accumulation=1, steps=1, warmup_steps=0,
+                           weight_decay=0.0, embedding_lr_ratio=10.0)
+    before = weights(trainer)
+    trainer.train()
+    after = weights(trainer)
+    step = {k: (after[k] - before[k]).abs().max().item() for k in before}
+    assert step["bert.embeddings.word_embeddings.weight"] == pytest.approx(0.1, rel=5e-3)
+    assert step["bert.embeddings.position_embeddings.weight"] == pytest.approx(0.01, rel=5e-3)  # only the table
+    assert step["bert.encoder.layers.0.attention.qkv.weight"] == pytest.approx(0.01, rel=5e-3)
+    assert [g["lr"] for g in trainer.optimizer.optimizer.param_groups] == [0.0, 0.0, 0.0]  # one schedule, ended
+
+
+def test_embedding_lr_ratio_refuses_what_it_cannot_apply():
+    with pytest.raises(InputError, match="embedding_lr_ratio"):
+        TrainingConfig(embedding_lr_ratio=0.0)
+    model = tiny_model()
+    model.get_input_embeddings().weight.requires_grad_(False)
+    with pytest.raises(InputError, match="frozen"):
+        parameter_groups(model, 0.01, embedding_lr=1e-3)
 
 
 def _launch(launch, out: Path, processes: int, batch: int, steps: int, epochs: float = 1.0,

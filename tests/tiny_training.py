@@ -48,9 +48,10 @@ def collate(rows: list[dict]) -> dict:
 
 
 def make_trainer(output_dir, per_device_batch: int, accumulation: int, steps: int, **overrides) -> Trainer:
+    settings = {"learning_rate": 1e-2, "warmup_steps": 2, "logging_steps": 1, "report_to": "none", "seed": 7,
+                **overrides}
     config = TrainingConfig(output_dir=str(output_dir), per_device_train_batch_size=per_device_batch,
-                            gradient_accumulation_steps=accumulation, max_steps=steps, learning_rate=1e-2,
-                            warmup_steps=2, logging_steps=1, report_to="none", seed=7, **overrides)
+                            gradient_accumulation_steps=accumulation, max_steps=steps, **settings)
     return Trainer(tiny_model(), config, tiny_dataset(), collate)
 
 
