@@ -29,6 +29,7 @@ from selfsup.pretrain.instances import InstanceConfig  # noqa: E402
 from selfsup.pretrain.masking import MaskingCollator  # noqa: E402
 from selfsup.pretrain.objective import histogram_auc, logit_histogram, make_evaluate_fn  # noqa: E402
 from selfsup.pretrain.tokenizer import load_tokenizer  # noqa: E402
+from selfsup.training.checkpoint import list_checkpoints  # noqa: E402
 
 
 def random_replacement_auc(model, rows: list[dict], collator, seed: int, batch_size: int) -> float:
@@ -75,7 +76,7 @@ def main() -> None:
     evaluate = make_evaluate_fn(data.eval, collator, batch_size, seed, data_cfg["sentence_objective"])
     rows = [{k: r[k] for k in ("input_ids", "token_type_ids", "word_ids")} for r in data.eval]
     accelerator = Accelerator(cpu=True)
-    folders = sorted((int(c.name.split("-")[1]), c / "model") for c in (args.run / "checkpoints").glob("step-*"))
+    folders = [(int(c.name.split("-")[1]), c / "model") for c in list_checkpoints(args.run)]
     if not folders or folders[-1][0] != summary["steps"]:  # the final model, unless checkpointed at its step
         folders.append((summary["steps"], args.run / "model"))
     points = []

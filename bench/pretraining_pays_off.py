@@ -148,8 +148,9 @@ def score(result: dict) -> float:
     return result["metrics"]["best"][get_finetune_task(result["task"]).selection_metric]
 
 
-def setting_name(lr: float, ratio: float) -> str:
-    return f"lr{lr:g}" if ratio == 1 else f"lr{lr:g}-emb{ratio:g}"  # ratio 1: the folders of earlier runs
+def ratio_suffix(ratio: float) -> str:
+    """A run folder's mark of its embedding-table ratio; none at 1, so earlier runs' folders still resume."""
+    return "" if ratio == 1 else f"-emb{ratio:g}"
 
 
 def grid(starts: dict, args) -> list[dict]:
@@ -162,7 +163,7 @@ def grid(starts: dict, args) -> list[dict]:
         return {**base, "model_kind": model, "task": task, "lr": lr, "embedding_lr_ratio": ratio, "seed": seed,
                 "model": str(starts[model](task, seed)),
                 "out": str(args.work_dir / "finetune" / model / task.split("/")[1]
-                           / f"{setting_name(lr, ratio)}-seed{seed}"), **extra}
+                           / f"lr{lr:g}{ratio_suffix(ratio)}-seed{seed}"), **extra}
 
     pairs = [(m, t) for m in args.models for t in args.tasks]
     settings = {m: [(lr, ratio) for lr in args.lrs[m] for ratio in args.embedding_lr_ratios] for m in args.models}
@@ -233,16 +234,17 @@ def convergence_plot(curves: dict[str, Path], metric: str, path: Path) -> None:
 
 def embryology(pretrain_dir: Path, random_seed0: Path, setting: tuple[float, float], args) -> list[dict]:
     """SST-2 dev accuracy of each pretraining checkpoint (step 0: the random init)."""
-    checkpoints = [(0, random_seed0)] + sorted(
-        (int(c.name.split("-")[1]), c / "model") for c in (pretrain_dir / "checkpoints").glob("step-*")
-        if (c / "model" / "model.safetensors").exists())
+    from selfsup.training.checkpoint import list_checkpoints
+
+    checkpoints = [(0, random_seed0)] + [(int(c.name.split("-")[1]), c / "model")
+                                         for c in list_checkpoints(pretrain_dir)
+                                         if (c / "model" / "model.safetensors").exists()]
     base = {"task": "glue/sst2", "lr": setting[0], "embedding_lr_ratio": setting[1], "seed": args.seeds[0],
             "epochs": args.epochs, "threads": args.threads,
             "max_train_samples": args.max_train_samples, "model_kind": "embryology",
             "data_dir": str(args.data_dir) if args.data_dir else None}
-    suffix = "" if setting[1] == 1 else f"-emb{setting[1]:g}"
     jobs = [{**base, "model": str(m), "pretraining_step": s,
-             "out": str(args.work_dir / "embryology" / f"step{s}{suffix}")} for s, m in checkpoints]
+             "out": str(args.work_dir / "embryology" / f"step{s}{ratio_suffix(setting[1])}")} for s, m in checkpoints]
     return run_jobs(jobs, args.jobs)
 
 
@@ -330,8 +332,7 @@ def main() -> None:
                        "model": str(starts[m]("glue/sst2", args.seeds[0])), "epochs": args.epochs,
                        "max_train_samples": args.max_train_samples, "threads": args.threads, "eval_steps": 50,
                        "data_dir": str(args.data_dir) if args.data_dir else None,
-                       "out": str(args.work_dir / "curves" / (m if chosen[m, "glue/sst2"][1] == 1 else
-                                                               f"{m}-emb{chosen[m, 'glue/sst2'][1]:g}"))}
+                       "out": str(args.work_dir / "curves" / f"{m}{ratio_suffix(chosen[m, 'glue/sst2'][1])}")}
                       for m in ("random", "general")]
         run_jobs(curve_jobs, args.jobs)
         convergence_plot({LABELS[j["model_kind"]]: Path(j["out"]) for j in curve_jobs}, "accuracy",

@@ -43,7 +43,8 @@ def parameter_groups(model: nn.Module, weight_decay: float, embedding_lr: float 
     table = None
     if embedding_lr is not None:
         get = getattr(model, "get_input_embeddings", None)
-        table = get().weight if get is not None and get() is not None else None
+        embeddings = get() if get is not None else None
+        table = embeddings.weight if embeddings is not None else None
         if table is None:
             raise InputError(f"{type(model).__name__} has no input embedding table to give its own rate",
                              field="embedding_lr_ratio")
